@@ -1,0 +1,67 @@
+//! The shared state of one embedded database: storage, the current read snapshot,
+//! the commit pipeline, the resolver and fault injection.
+
+use super::clock::Clock;
+use super::commit::Pipeline;
+use super::faults::{FaultConfig, FaultInjector};
+use super::resolver::Resolver;
+use super::storage::{Storage, StorageSnapshot};
+use crate::kv::FdbResult;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub(crate) struct CommitState {
+    pub(crate) resolver: Resolver,
+    pub(crate) last_version: u64,
+}
+
+pub(crate) struct Engine {
+    pub(crate) storage: Storage,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// MVCC window: how long a read version stays usable.
+    pub(crate) lifetime: Duration,
+    faults: RwLock<Option<Arc<FaultInjector>>>,
+    /// Snapshot of the last committed batch, shared by every transaction that starts
+    /// before the next batch (FoundationDB batches read-version requests the same way).
+    pub(crate) current: RwLock<Arc<StorageSnapshot>>,
+    pub(crate) pipeline: Mutex<Pipeline>,
+    pub(crate) commit_state: Mutex<CommitState>,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        storage: Storage,
+        clock: Arc<dyn Clock>,
+        lifetime: Duration,
+        faults: Option<FaultConfig>,
+    ) -> FdbResult<Self> {
+        let snapshot = storage.snapshot()?;
+        let last_version = snapshot.version();
+        Ok(Engine {
+            storage,
+            clock,
+            lifetime,
+            faults: RwLock::new(faults.map(|f| Arc::new(FaultInjector::new(f)))),
+            current: RwLock::new(Arc::new(snapshot)),
+            pipeline: Mutex::new(Pipeline::default()),
+            commit_state: Mutex::new(CommitState { resolver: Resolver::default(), last_version }),
+        })
+    }
+
+    /// The snapshot a new read version reads from.
+    pub(crate) fn read_snapshot(&self) -> Arc<StorageSnapshot> {
+        self.current.read().expect("snapshot cache").clone()
+    }
+
+    pub(crate) fn faults(&self) -> Option<Arc<FaultInjector>> {
+        self.faults.read().expect("fault config").clone()
+    }
+
+    pub(crate) fn set_faults(&self, faults: Option<FaultConfig>) {
+        *self.faults.write().expect("fault config") = faults.map(|f| Arc::new(FaultInjector::new(f)));
+    }
+
+    pub(crate) fn committed_version(&self) -> u64 {
+        self.read_snapshot().version()
+    }
+}

@@ -1,0 +1,643 @@
+//! An embedded-engine transaction: snapshot reads at its read version merged with its
+//! own buffered writes, conflict tracking, options, commit and `on_error`.
+
+use super::engine::Engine;
+use super::intervals::IntervalSet;
+use super::storage::StorageSnapshot;
+use super::write_buffer::{apply_pending, Entry, Lookup, WriteBuffer};
+use super::commit::CommitRequest;
+use super::faults::CommitFault;
+use crate::kv::{
+    code, key_after, limits, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector, KeyValue,
+    MutationType, RangeOption, RangeResult, StreamingMode, Transaction, TransactionOption,
+};
+use std::cmp::Ordering;
+use std::iter::Peekable;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// End of the user key space: keys at or after `\xff` are FoundationDB's system keys.
+const KEYSPACE_END: &[u8] = b"\xff";
+/// FoundationDB's error for Exact streaming mode without a limit.
+const EXACT_MODE_WITHOUT_LIMITS: i32 = 2210;
+/// Per-batch byte cap when the streaming mode doesn't set a smaller one.
+const BATCH_BYTES: usize = 1 << 20;
+
+fn err(c: i32) -> FdbError {
+    FdbError::from_code(c)
+}
+
+/// A transaction on an [`EmbeddedDatabase`](super::EmbeddedDatabase). Clones share it.
+#[derive(Clone)]
+pub struct EmbeddedTransaction {
+    inner: Arc<TxInner>,
+}
+
+struct TxInner {
+    engine: Arc<Engine>,
+    state: Mutex<TxState>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Active,
+    Committing,
+    Committed,
+    /// The last commit failed; only `on_error` or `reset` make the transaction usable.
+    Failed(FdbError),
+    Cancelled,
+}
+
+/// Options that survive `on_error` (FoundationDB API ≥ 610).
+#[derive(Clone, Copy)]
+struct PersistentOptions {
+    timeout: Option<Duration>,
+    retry_limit: Option<u32>,
+    max_retry_delay: Duration,
+}
+
+struct TxState {
+    status: Status,
+    snapshot: Option<Arc<StorageSnapshot>>,
+    read_version_at: Duration,
+    reads: IntervalSet,
+    writes: WriteBuffer,
+    /// A write that failed validation; reported by the next read or the commit.
+    deferred: Option<FdbError>,
+    persistent: PersistentOptions,
+    size_limit: usize,
+    idempotent: bool,
+    snapshot_ryw: bool,
+    created_at: Duration,
+    retries: u32,
+    backoff: Duration,
+    committed: Option<Committed>,
+}
+
+impl TxState {
+    fn new(now: Duration, persistent: PersistentOptions) -> Self {
+        TxState {
+            status: Status::Active,
+            snapshot: None,
+            read_version_at: Duration::ZERO,
+            reads: IntervalSet::new(),
+            writes: WriteBuffer::default(),
+            deferred: None,
+            persistent,
+            size_limit: limits::MAX_TRANSACTION_SIZE,
+            idempotent: false,
+            snapshot_ryw: true,
+            created_at: now,
+            retries: 0,
+            backoff: limits::INITIAL_RETRY_DELAY,
+            committed: None,
+        }
+    }
+
+    /// Clears everything an attempt accumulated, keeping options and retry bookkeeping.
+    fn reset_attempt(&mut self) {
+        self.status = Status::Active;
+        self.snapshot = None;
+        self.reads = IntervalSet::new();
+        self.writes = WriteBuffer::default();
+        self.deferred = None;
+        self.committed = None;
+    }
+
+    fn timed_out(&self, now: Duration) -> bool {
+        self.persistent.timeout.is_some_and(|t| now.saturating_sub(self.created_at) >= t)
+    }
+
+    /// Checks that an operation may run now.
+    fn check_usable(&mut self, now: Duration) -> FdbResult<()> {
+        match self.status {
+            Status::Active => {}
+            Status::Committing => return Err(err(code::USED_DURING_COMMIT)),
+            Status::Committed => return Err(err(code::CLIENT_INVALID_OPERATION)),
+            Status::Failed(e) => return Err(e),
+            Status::Cancelled => return Err(err(code::TRANSACTION_CANCELLED)),
+        }
+        if self.timed_out(now) {
+            self.status = Status::Cancelled;
+            return Err(err(code::TRANSACTION_TIMED_OUT));
+        }
+        Ok(())
+    }
+
+    fn check_readable(&mut self, now: Duration) -> FdbResult<()> {
+        self.check_usable(now)?;
+        match self.deferred {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a write's validation failure, keeping the first one.
+    fn defer(&mut self, e: FdbError) {
+        self.deferred.get_or_insert(e);
+    }
+
+    fn size(&self) -> usize {
+        self.writes.mutation_bytes + self.writes.write_conflicts.byte_size() + self.reads.byte_size()
+    }
+}
+
+fn legal_key(key: &[u8]) -> FdbResult<()> {
+    if key >= KEYSPACE_END {
+        return Err(err(code::KEY_OUTSIDE_LEGAL_RANGE));
+    }
+    Ok(())
+}
+
+fn legal_range_end(key: &[u8]) -> FdbResult<()> {
+    if key > KEYSPACE_END {
+        return Err(err(code::KEY_OUTSIDE_LEGAL_RANGE));
+    }
+    Ok(())
+}
+
+fn check_write(key: &[u8], value_len: usize) -> FdbResult<()> {
+    legal_key(key)?;
+    if key.len() > limits::MAX_KEY_SIZE {
+        return Err(err(code::KEY_TOO_LARGE));
+    }
+    if value_len > limits::MAX_VALUE_SIZE {
+        return Err(err(code::VALUE_TOO_LARGE));
+    }
+    Ok(())
+}
+
+impl EmbeddedTransaction {
+    pub(crate) fn new(engine: Arc<Engine>) -> Self {
+        let now = engine.clock.now();
+        let persistent = PersistentOptions {
+            timeout: None,
+            retry_limit: None,
+            max_retry_delay: limits::DEFAULT_MAX_RETRY_DELAY,
+        };
+        EmbeddedTransaction {
+            inner: Arc::new(TxInner { engine, state: Mutex::new(TxState::new(now, persistent)) }),
+        }
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TxState> {
+        // A panic while holding the lock cannot leave the state half-updated in a way
+        // reads could observe as data, so poisoning is ignored.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> Duration {
+        self.engine().clock.now()
+    }
+
+    /// Injected latency, if fault injection asks for it.
+    async fn maybe_delay(&self) {
+        if let Some(d) = self.engine().faults().and_then(|f| f.delay()) {
+            self.engine().clock.sleep(d).await;
+        }
+    }
+
+    /// The read snapshot, acquiring the read version on first use and enforcing its age.
+    fn read_snapshot(&self, st: &mut TxState) -> FdbResult<Arc<StorageSnapshot>> {
+        let now = self.now();
+        let snapshot = match &st.snapshot {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.engine().read_snapshot();
+                st.snapshot = Some(s.clone());
+                st.read_version_at = now;
+                s
+            }
+        };
+        if now.saturating_sub(st.read_version_at) > self.engine().lifetime
+            || self.engine().faults().is_some_and(|f| f.read_too_old())
+        {
+            return Err(err(code::TRANSACTION_TOO_OLD));
+        }
+        Ok(snapshot)
+    }
+
+    fn get_sync(&self, key: &[u8], snapshot: bool) -> FdbResult<Option<Vec<u8>>> {
+        let mut st = self.lock();
+        st.check_readable(self.now())?;
+        legal_key(key)?;
+        let use_writes = !snapshot || st.snapshot_ryw;
+        let ops = if use_writes {
+            match st.writes.lookup(key) {
+                Lookup::Unreadable => return Err(err(code::ACCESSED_UNREADABLE)),
+                Lookup::Local(v) => return Ok(v.map(<[u8]>::to_vec)),
+                Lookup::Stored(ops) => ops.to_vec(),
+            }
+        } else {
+            Vec::new()
+        };
+        let snap = self.read_snapshot(&mut st)?;
+        let stored = snap.get(key)?;
+        if !snapshot {
+            st.reads.insert(key, &key_after(key));
+        }
+        Ok(apply_pending(stored, &ops))
+    }
+
+    /// Resolves a selector against the merged view, adding the span it examined as a
+    /// read conflict. Anchors past the user key space are clamped to `\xff`.
+    fn resolve(&self, st: &mut TxState, sel: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
+        let anchor: &[u8] = if sel.key.as_slice() > KEYSPACE_END { KEYSPACE_END } else { &sel.key };
+        let snap = self.read_snapshot(st)?;
+        let writes = (!snapshot || st.snapshot_ryw).then_some(&st.writes);
+        let (key, span) = if sel.offset >= 1 {
+            let begin = if sel.or_equal { key_after(anchor) } else { anchor.to_vec() };
+            let found = Merged::new(writes, &snap, &begin, KEYSPACE_END, false)?
+                .nth(sel.offset as usize - 1)
+                .transpose()?;
+            match found {
+                Some((k, _)) => {
+                    let end = key_after(&k);
+                    (k, (begin, end))
+                }
+                None => (KEYSPACE_END.to_vec(), (begin, KEYSPACE_END.to_vec())),
+            }
+        } else {
+            let end = if sel.or_equal { key_after(anchor) } else { anchor.to_vec() };
+            let found = Merged::new(writes, &snap, b"", &end, true)?
+                .nth(sel.offset.unsigned_abs() as usize)
+                .transpose()?;
+            match found {
+                Some((k, _)) => (k.clone(), (k, end)),
+                None => (Vec::new(), (Vec::new(), end)),
+            }
+        };
+        if !snapshot {
+            st.reads.insert(&span.0, &span.1);
+        }
+        Ok(key)
+    }
+
+    /// A range bound: selectors of the form "first key ≥ k" or "first key > k" need no
+    /// resolution (and add no conflict beyond the range itself).
+    fn bound(&self, st: &mut TxState, sel: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
+        if sel.offset == 1 {
+            legal_range_end(&sel.key)?;
+            let k = if sel.or_equal { key_after(&sel.key) } else { sel.key.clone() };
+            return Ok(if k.as_slice() > KEYSPACE_END { KEYSPACE_END.to_vec() } else { k });
+        }
+        self.resolve(st, sel, snapshot)
+    }
+
+    fn get_range_sync(&self, range: &RangeOption, iteration: usize, snapshot: bool) -> FdbResult<RangeResult> {
+        let mut st = self.lock();
+        st.check_readable(self.now())?;
+        let (row_cap, byte_cap) = batch_size(range, iteration)?;
+        let begin = self.bound(&mut st, &range.begin, snapshot)?;
+        let end = self.bound(&mut st, &range.end, snapshot)?;
+        if begin >= end || row_cap == 0 {
+            return Ok(RangeResult::default());
+        }
+        let snap = self.read_snapshot(&mut st)?;
+        let writes = (!snapshot || st.snapshot_ryw).then_some(&st.writes);
+        let mut rows = Merged::new(writes, &snap, &begin, &end, range.reverse)?;
+        let mut key_values = Vec::new();
+        let mut bytes = 0usize;
+        let mut truncated = false;
+        for row in rows.by_ref() {
+            let (key, value) = row?;
+            bytes += key.len() + value.len();
+            key_values.push(KeyValue { key, value });
+            if key_values.len() >= row_cap || bytes >= byte_cap {
+                truncated = true;
+                break;
+            }
+        }
+        let more = truncated && rows.next().transpose()?.is_some();
+        drop(rows);
+        if !snapshot {
+            match (truncated, key_values.last()) {
+                (true, Some(last)) if range.reverse => st.reads.insert(&last.key, &end),
+                (true, Some(last)) => st.reads.insert(&begin, &key_after(&last.key)),
+                _ => st.reads.insert(&begin, &end),
+            }
+        }
+        Ok(RangeResult { key_values, more })
+    }
+
+    fn write(&self, f: impl FnOnce(&mut TxState) -> FdbResult<()>) {
+        let mut st = self.lock();
+        let now = self.now();
+        if let Err(e) = st.check_usable(now).and_then(|()| f(&mut st)) {
+            st.defer(e);
+        }
+    }
+
+    /// Builds the commit request, or finishes a read-only commit on the spot.
+    fn prepare_commit(&self) -> FdbResult<Result<CommitRequest, Committed>> {
+        let mut st = self.lock();
+        let now = self.now();
+        st.check_readable(now)?;
+        if st.writes.is_empty() {
+            let committed = Committed { version: -1, versionstamp: None };
+            st.status = Status::Committed;
+            st.committed = Some(committed);
+            return Ok(Err(committed));
+        }
+        if st.size() > st.size_limit {
+            return Err(err(code::TRANSACTION_TOO_LARGE));
+        }
+        if !st.reads.is_empty() && st.snapshot.is_none() {
+            // Explicit read conflicts without a read: read at the current version.
+            self.read_snapshot(&mut st)?;
+        }
+        let read_version = match &st.snapshot {
+            Some(s) if !st.reads.is_empty() => {
+                if now.saturating_sub(st.read_version_at) > self.engine().lifetime {
+                    return Err(err(code::TRANSACTION_TOO_OLD));
+                }
+                Some(s.version())
+            }
+            _ => None,
+        };
+        st.status = Status::Committing;
+        let writes = std::mem::take(&mut st.writes);
+        Ok(Ok(CommitRequest {
+            read_version,
+            read_conflicts: std::mem::take(&mut st.reads),
+            write_conflicts: writes.write_conflicts,
+            mutations: writes.mutations,
+            fault: self.engine().faults().map_or(CommitFault::None, |f| f.commit_fault()),
+            idempotent: st.idempotent,
+        }))
+    }
+}
+
+/// Rows and bytes for one batch of a range read.
+fn batch_size(range: &RangeOption, iteration: usize) -> FdbResult<(usize, usize)> {
+    let limit = range.limit.unwrap_or(usize::MAX);
+    let byte_cap = range.target_bytes.unwrap_or(BATCH_BYTES).max(1);
+    let rows = match range.mode {
+        StreamingMode::Exact => range.limit.ok_or(err(EXACT_MODE_WITHOUT_LIMITS))?,
+        StreamingMode::WantAll | StreamingMode::Serial => usize::MAX,
+        StreamingMode::Iterator => 256usize << iteration.clamp(1, 6).saturating_sub(1),
+        StreamingMode::Small => 64,
+        StreamingMode::Medium => 512,
+        StreamingMode::Large => 4096,
+    };
+    Ok((rows.min(limit), byte_cap))
+}
+
+/// Storage rows merged with the transaction's own writes, in key order.
+struct Merged<'a> {
+    writes: Option<&'a WriteBuffer>,
+    stored: Peekable<Box<dyn Iterator<Item = FdbResult<(Vec<u8>, Vec<u8>)>> + 'a>>,
+    buffered: Peekable<Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a>>,
+    reverse: bool,
+}
+
+impl<'a> Merged<'a> {
+    fn new(
+        writes: Option<&'a WriteBuffer>,
+        snap: &'a StorageSnapshot,
+        begin: &[u8],
+        end: &[u8],
+        reverse: bool,
+    ) -> FdbResult<Self> {
+        let buffered: Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a> = match writes {
+            Some(w) => {
+                if w.range_unreadable(begin, end) {
+                    return Err(err(code::ACCESSED_UNREADABLE));
+                }
+                w.entries_in(begin, end, reverse)
+            }
+            None => Box::new(std::iter::empty()),
+        };
+        Ok(Merged {
+            writes,
+            stored: snap.range(begin, end, reverse)?.peekable(),
+            buffered: buffered.peekable(),
+            reverse,
+        })
+    }
+
+    /// Which source holds the next key in scan order.
+    fn next_source(&mut self) -> Option<Ordering> {
+        let stored = match self.stored.peek() {
+            Some(Ok((k, _))) => Some(k.as_slice()),
+            Some(Err(_)) => return Some(Ordering::Less),
+            None => None,
+        };
+        let buffered = self.buffered.peek().map(|(k, _)| k.as_slice());
+        match (stored, buffered) {
+            (None, None) => None,
+            (Some(_), None) => Some(Ordering::Less),
+            (None, Some(_)) => Some(Ordering::Greater),
+            (Some(s), Some(b)) => Some(if self.reverse { b.cmp(s) } else { s.cmp(b) }),
+        }
+    }
+}
+
+impl Iterator for Merged<'_> {
+    type Item = FdbResult<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (key, base, entry) = match self.next_source()? {
+                Ordering::Less => match self.stored.next()? {
+                    Err(e) => return Some(Err(e)),
+                    Ok((k, v)) => {
+                        if self.writes.is_some_and(|w| w.is_cleared(&k)) {
+                            continue;
+                        }
+                        return Some(Ok((k, v)));
+                    }
+                },
+                Ordering::Equal => {
+                    let (k, v) = match self.stored.next()? {
+                        Ok(kv) => kv,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    let (_, entry) = self.buffered.next()?;
+                    (k, Some(v), entry)
+                }
+                Ordering::Greater => {
+                    let (k, entry) = self.buffered.next()?;
+                    (k.clone(), None, entry)
+                }
+            };
+            let value = match entry {
+                Entry::Known(v) => v.clone(),
+                Entry::Pending(ops) => apply_pending(base, ops),
+                Entry::Unreadable => return Some(Err(err(code::ACCESSED_UNREADABLE))),
+            };
+            if let Some(value) = value {
+                return Some(Ok((key, value)));
+            }
+        }
+    }
+}
+
+impl Transaction for EmbeddedTransaction {
+    fn set_option(&self, option: TransactionOption) -> FdbResult<()> {
+        let mut st = self.lock();
+        match option {
+            TransactionOption::Timeout(d) => st.persistent.timeout = (!d.is_zero()).then_some(d),
+            TransactionOption::RetryLimit(n) => st.persistent.retry_limit = n,
+            TransactionOption::MaxRetryDelay(d) => {
+                st.persistent.max_retry_delay = d;
+                st.backoff = st.backoff.min(d);
+            }
+            TransactionOption::SizeLimit(n) => {
+                if !(limits::MIN_TRANSACTION_SIZE_LIMIT..=limits::MAX_TRANSACTION_SIZE).contains(&n) {
+                    return Err(err(code::INVALID_OPTION_VALUE));
+                }
+                st.size_limit = n;
+            }
+            TransactionOption::AutomaticIdempotency => st.idempotent = true,
+            TransactionOption::SnapshotRywDisable => st.snapshot_ryw = false,
+            TransactionOption::SnapshotRywEnable => st.snapshot_ryw = true,
+        }
+        Ok(())
+    }
+
+    async fn get_read_version(&self) -> FdbResult<i64> {
+        let mut st = self.lock();
+        st.check_usable(self.now())?;
+        Ok(self.read_snapshot(&mut st)?.version() as i64)
+    }
+
+    async fn get(&self, key: &[u8], snapshot: bool) -> FdbResult<Option<Vec<u8>>> {
+        self.maybe_delay().await;
+        self.get_sync(key, snapshot)
+    }
+
+    async fn get_key(&self, selector: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
+        self.maybe_delay().await;
+        let mut st = self.lock();
+        st.check_readable(self.now())?;
+        self.resolve(&mut st, selector, snapshot)
+    }
+
+    async fn get_range(&self, range: &RangeOption, iteration: usize, snapshot: bool) -> FdbResult<RangeResult> {
+        self.maybe_delay().await;
+        self.get_range_sync(range, iteration, snapshot)
+    }
+
+    fn set(&self, key: &[u8], value: &[u8]) {
+        self.write(|st| {
+            check_write(key, value.len())?;
+            st.writes.set(key, value);
+            Ok(())
+        })
+    }
+
+    fn clear(&self, key: &[u8]) {
+        self.write(|st| {
+            check_write(key, 0)?;
+            st.writes.clear(key);
+            Ok(())
+        })
+    }
+
+    fn clear_range(&self, begin: &[u8], end: &[u8]) {
+        self.write(|st| {
+            if begin > end {
+                return Err(err(code::INVERTED_RANGE));
+            }
+            legal_range_end(end)?;
+            st.writes.clear_range(begin, end);
+            Ok(())
+        })
+    }
+
+    fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
+        self.write(|st| {
+            match op {
+                MutationType::SetVersionstampedKey => {
+                    let body = key.len().checked_sub(4).ok_or(err(code::CLIENT_INVALID_OPERATION))?;
+                    check_write(&key[..body], param.len())?;
+                }
+                MutationType::SetVersionstampedValue => {
+                    let body = param.len().checked_sub(4).ok_or(err(code::CLIENT_INVALID_OPERATION))?;
+                    check_write(key, body)?;
+                }
+                _ => check_write(key, param.len())?,
+            }
+            st.writes.atomic(key, param, op)
+        })
+    }
+
+    fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictRangeType) -> FdbResult<()> {
+        let mut st = self.lock();
+        st.check_usable(self.now())?;
+        if begin > end {
+            return Err(err(code::INVERTED_RANGE));
+        }
+        legal_range_end(end)?;
+        match kind {
+            ConflictRangeType::Read => st.reads.insert(begin, end),
+            ConflictRangeType::Write => st.writes.write_conflicts.insert(begin, end),
+        }
+        Ok(())
+    }
+
+    async fn get_approximate_size(&self) -> FdbResult<i64> {
+        Ok(self.lock().size() as i64)
+    }
+
+    async fn commit(&self) -> FdbResult<Committed> {
+        self.maybe_delay().await;
+        let request = match self.prepare_commit()? {
+            Ok(request) => request,
+            Err(read_only) => return Ok(read_only),
+        };
+        let result = self.engine().submit_commit(request).await;
+        let mut st = self.lock();
+        match result {
+            Ok(committed) => {
+                st.status = Status::Committed;
+                st.committed = Some(committed);
+            }
+            Err(e) => st.status = Status::Failed(e),
+        }
+        result
+    }
+
+    fn committed_versionstamp(&self) -> Option<[u8; 10]> {
+        self.lock().committed.and_then(|c| c.versionstamp)
+    }
+
+    async fn on_error(&self, error: FdbError) -> FdbResult<()> {
+        let delay = {
+            let mut st = self.lock();
+            if !error.is_retryable() {
+                return Err(error);
+            }
+            if st.timed_out(self.now()) {
+                st.status = Status::Cancelled;
+                return Err(err(code::TRANSACTION_TIMED_OUT));
+            }
+            if st.persistent.retry_limit.is_some_and(|limit| st.retries >= limit) {
+                return Err(error);
+            }
+            st.retries += 1;
+            let delay = st.backoff.min(st.persistent.max_retry_delay);
+            st.backoff = (st.backoff * 2).min(st.persistent.max_retry_delay);
+            st.reset_attempt();
+            delay
+        };
+        self.engine().clock.sleep(delay).await;
+        Ok(())
+    }
+
+    fn reset(&self) {
+        let now = self.now();
+        let mut st = self.lock();
+        let persistent = st.persistent;
+        *st = TxState::new(now, persistent);
+    }
+
+    fn cancel(&self) {
+        self.lock().status = Status::Cancelled;
+    }
+}

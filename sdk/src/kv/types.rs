@@ -1,0 +1,288 @@
+//! Plain data types shared by every backend: key selectors, range options,
+//! mutation types, options and commit results, spelled as FoundationDB spells them.
+
+use std::time::Duration;
+
+/// A key-value pair returned by a range read.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} => {:?}",
+            crate::kv::printable(&self.key),
+            crate::kv::printable(&self.value)
+        )
+    }
+}
+
+/// FoundationDB's key selector: "the key `offset` steps from the last key
+/// less than (or equal to, with `or_equal`) `key`".
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeySelector {
+    pub key: Vec<u8>,
+    pub or_equal: bool,
+    pub offset: i32,
+}
+
+impl KeySelector {
+    /// Builds a selector from its three components.
+    pub fn new(key: impl Into<Vec<u8>>, or_equal: bool, offset: i32) -> Self {
+        KeySelector { key: key.into(), or_equal, offset }
+    }
+    /// The first key greater than or equal to `key`.
+    pub fn first_greater_or_equal(key: impl Into<Vec<u8>>) -> Self {
+        Self::new(key, false, 1)
+    }
+    /// The first key strictly greater than `key`.
+    pub fn first_greater_than(key: impl Into<Vec<u8>>) -> Self {
+        Self::new(key, true, 1)
+    }
+    /// The last key strictly less than `key`.
+    pub fn last_less_than(key: impl Into<Vec<u8>>) -> Self {
+        Self::new(key, false, 0)
+    }
+    /// The last key less than or equal to `key`.
+    pub fn last_less_or_equal(key: impl Into<Vec<u8>>) -> Self {
+        Self::new(key, true, 0)
+    }
+    /// The same selector moved by `delta` keys.
+    pub fn add(mut self, delta: i32) -> Self {
+        self.offset += delta;
+        self
+    }
+}
+
+/// How eagerly a range read fetches rows: FoundationDB's streaming modes.
+///
+/// Backends choose batch sizes from the mode; results never depend on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StreamingMode {
+    /// Everything up to the limit in as few batches as possible.
+    WantAll,
+    /// Batches that grow with each iteration: the default for scans consumed incrementally.
+    #[default]
+    Iterator,
+    /// Exactly `limit` rows in one batch; `limit` must be set.
+    Exact,
+    Small,
+    Medium,
+    Large,
+    /// As `WantAll`, favouring throughput over latency.
+    Serial,
+}
+
+/// A range read: begin and end selectors, limits, direction and streaming mode.
+///
+/// ```
+/// use fdb_records::kv::RangeOption;
+/// let r = RangeOption::from_keys(b"a", b"b").with_limit(10).reversed();
+/// assert!(r.reverse && r.limit == Some(10));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeOption {
+    pub begin: KeySelector,
+    pub end: KeySelector,
+    /// Maximum number of rows to return over the whole read; `None` means no limit.
+    pub limit: Option<usize>,
+    /// Soft cap on bytes per batch; `None` lets the streaming mode decide.
+    pub target_bytes: Option<usize>,
+    pub mode: StreamingMode,
+    pub reverse: bool,
+}
+
+impl RangeOption {
+    /// All keys `k` with `begin <= k < end`.
+    pub fn from_keys(begin: &[u8], end: &[u8]) -> Self {
+        Self::from_selectors(
+            KeySelector::first_greater_or_equal(begin),
+            KeySelector::first_greater_or_equal(end),
+        )
+    }
+    /// All keys starting with `prefix`.
+    pub fn from_prefix(prefix: &[u8]) -> Self {
+        let end = crate::kv::strinc(prefix);
+        Self::from_keys(prefix, &end)
+    }
+    /// The keys between two selectors.
+    pub fn from_selectors(begin: KeySelector, end: KeySelector) -> Self {
+        RangeOption {
+            begin,
+            end,
+            limit: None,
+            target_bytes: None,
+            mode: StreamingMode::Iterator,
+            reverse: false,
+        }
+    }
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+    pub fn with_mode(mut self, mode: StreamingMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    pub fn with_target_bytes(mut self, bytes: usize) -> Self {
+        self.target_bytes = Some(bytes);
+        self
+    }
+    pub fn reversed(mut self) -> Self {
+        self.reverse = true;
+        self
+    }
+
+    /// The option for the batch after `batch`, or `None` when the read is complete.
+    ///
+    /// Mirrors FoundationDB's `RangeOption::next_range`: the limit shrinks by the rows
+    /// returned and the side the read advances from moves past the last key.
+    pub fn next_batch(&self, batch: &RangeResult) -> Option<RangeOption> {
+        if !batch.more {
+            return None;
+        }
+        let last = batch.key_values.last()?;
+        let mut next = self.clone();
+        if let Some(limit) = next.limit.as_mut() {
+            *limit = limit.checked_sub(batch.key_values.len())?;
+            if *limit == 0 {
+                return None;
+            }
+        }
+        if self.reverse {
+            next.end = KeySelector::first_greater_or_equal(last.key.clone());
+        } else {
+            next.begin = KeySelector::first_greater_than(last.key.clone());
+        }
+        Some(next)
+    }
+}
+
+/// One batch of a range read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeResult {
+    pub key_values: Vec<KeyValue>,
+    /// More rows may exist in the range beyond this batch (and within the limit).
+    pub more: bool,
+}
+
+/// FoundationDB's atomic mutation types (`MutationType` in `fdb.options`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MutationType {
+    /// Little-endian addition; the result has the parameter's length.
+    Add,
+    BitAnd,
+    BitOr,
+    BitXor,
+    /// Appends the parameter if the result stays within the value size limit.
+    AppendIfFits,
+    /// Unsigned little-endian maximum.
+    Max,
+    /// Unsigned little-endian minimum.
+    Min,
+    /// Sets the key with a 10-byte versionstamp spliced into it at the offset in its last 4 bytes.
+    SetVersionstampedKey,
+    /// Sets the value with a 10-byte versionstamp spliced in at the offset in its last 4 bytes.
+    SetVersionstampedValue,
+    /// Lexicographic minimum.
+    ByteMin,
+    /// Lexicographic maximum.
+    ByteMax,
+    /// Clears the key if its value equals the parameter.
+    CompareAndClear,
+}
+
+impl MutationType {
+    /// FoundationDB's numeric code for this mutation.
+    pub fn code(self) -> i32 {
+        match self {
+            MutationType::Add => 2,
+            MutationType::BitAnd => 6,
+            MutationType::BitOr => 7,
+            MutationType::BitXor => 8,
+            MutationType::AppendIfFits => 9,
+            MutationType::Max => 12,
+            MutationType::Min => 13,
+            MutationType::SetVersionstampedKey => 14,
+            MutationType::SetVersionstampedValue => 15,
+            MutationType::ByteMin => 16,
+            MutationType::ByteMax => 17,
+            MutationType::CompareAndClear => 20,
+        }
+    }
+}
+
+/// Which side of conflict detection an explicit conflict range joins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConflictRangeType {
+    Read,
+    Write,
+}
+
+/// Transaction options (the subset of `TransactionOption` this SDK relies on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransactionOption {
+    /// Cancels the transaction (and its retries) after this long with `transaction_timed_out`.
+    /// Zero disables the timeout. Persists across `on_error`.
+    Timeout(Duration),
+    /// Maximum number of retries `on_error` allows; `None` removes the limit. Persists across `on_error`.
+    RetryLimit(Option<u32>),
+    /// Upper bound on the backoff delay of `on_error`. Persists across `on_error`.
+    MaxRetryDelay(Duration),
+    /// Transaction size limit in bytes (32..=10,000,000).
+    SizeLimit(usize),
+    /// Resolve `commit_unknown_result` inside the client: the commit then either succeeds
+    /// or fails with a not-committed error.
+    AutomaticIdempotency,
+    /// Snapshot reads ignore this transaction's own writes.
+    SnapshotRywDisable,
+    /// Snapshot reads see this transaction's own writes (the default).
+    SnapshotRywEnable,
+}
+
+/// Tells a retried closure whether an earlier attempt may already have committed.
+///
+/// Set when the previous attempt ended in a maybe-committed error such as
+/// `commit_unknown_result`: the closure must then be written so that running
+/// again is harmless (for example by checking a marker the first attempt wrote).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MaybeCommitted(pub bool);
+
+impl MaybeCommitted {
+    pub fn is_maybe_committed(self) -> bool {
+        self.0
+    }
+}
+
+/// What a successful commit reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Committed {
+    /// The commit version, or `-1` for a read-only transaction (as FoundationDB reports).
+    pub version: i64,
+    /// The transaction's 10-byte versionstamp; `None` for a read-only transaction.
+    pub versionstamp: Option<[u8; 10]>,
+}
+
+/// FoundationDB's documented limits, used by the embedded engine and by the SDK's
+/// own size checks.
+pub mod limits {
+    use std::time::Duration;
+    /// Largest key FoundationDB accepts.
+    pub const MAX_KEY_SIZE: usize = 10_000;
+    /// Largest value FoundationDB accepts.
+    pub const MAX_VALUE_SIZE: usize = 100_000;
+    /// Default and largest transaction size.
+    pub const MAX_TRANSACTION_SIZE: usize = 10_000_000;
+    /// Smallest size limit the `size_limit` option accepts.
+    pub const MIN_TRANSACTION_SIZE_LIMIT: usize = 32;
+    /// How long a read version stays valid (`transaction_too_old` after this).
+    pub const MAX_TRANSACTION_LIFETIME: Duration = Duration::from_secs(5);
+    /// Default upper bound of the retry backoff.
+    pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_millis(1000);
+    /// First retry backoff delay.
+    pub const INITIAL_RETRY_DELAY: Duration = Duration::from_millis(10);
+}
