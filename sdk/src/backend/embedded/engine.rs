@@ -7,6 +7,7 @@ use super::faults::{FaultConfig, FaultInjector};
 use super::resolver::Resolver;
 use super::storage::{Storage, StorageSnapshot};
 use crate::kv::FdbResult;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub(crate) struct Engine {
     /// MVCC window: how long a read version stays usable.
     pub(crate) lifetime: Duration,
     faults: RwLock<Option<Arc<FaultInjector>>>,
+    /// Lets every read skip the lock above while fault injection is off (the default).
+    faults_on: AtomicBool,
     /// Snapshot of the last committed batch, shared by every transaction that starts
     /// before the next batch (FoundationDB batches read-version requests the same way).
     pub(crate) current: RwLock<Arc<StorageSnapshot>>,
@@ -41,10 +44,14 @@ impl Engine {
             storage,
             clock,
             lifetime,
+            faults_on: AtomicBool::new(faults.is_some()),
             faults: RwLock::new(faults.map(|f| Arc::new(FaultInjector::new(f)))),
             current: RwLock::new(Arc::new(snapshot)),
             pipeline: Mutex::new(Pipeline::default()),
-            commit_state: Mutex::new(CommitState { resolver: Resolver::default(), last_version }),
+            commit_state: Mutex::new(CommitState {
+                resolver: Resolver::default(),
+                last_version,
+            }),
         })
     }
 
@@ -54,11 +61,16 @@ impl Engine {
     }
 
     pub(crate) fn faults(&self) -> Option<Arc<FaultInjector>> {
+        if !self.faults_on.load(Ordering::Acquire) {
+            return None;
+        }
         self.faults.read().expect("fault config").clone()
     }
 
     pub(crate) fn set_faults(&self, faults: Option<FaultConfig>) {
-        *self.faults.write().expect("fault config") = faults.map(|f| Arc::new(FaultInjector::new(f)));
+        let mut slot = self.faults.write().expect("fault config");
+        self.faults_on.store(faults.is_some(), Ordering::Release);
+        *slot = faults.map(|f| Arc::new(FaultInjector::new(f)));
     }
 
     pub(crate) fn committed_version(&self) -> u64 {

@@ -98,7 +98,10 @@ impl EmbeddedBuilder {
     /// Opens or creates a durable database file.
     pub fn open(self, path: impl AsRef<Path>) -> Result<EmbeddedDatabase, OpenError> {
         let path = path.as_ref();
-        let wrap = |source| OpenError::Storage { path: path.to_path_buf(), source };
+        let wrap = |source| OpenError::Storage {
+            path: path.to_path_buf(),
+            source,
+        };
         let storage = storage::Storage::open(path).map_err(wrap)?;
         self.build(storage).map_err(wrap)
     }
@@ -109,7 +112,9 @@ impl EmbeddedBuilder {
     }
     fn build(self, storage: storage::Storage) -> FdbResult<EmbeddedDatabase> {
         let engine = Engine::new(storage, self.clock, self.lifetime, self.faults)?;
-        Ok(EmbeddedDatabase { engine: Arc::new(engine) })
+        Ok(EmbeddedDatabase {
+            engine: Arc::new(engine),
+        })
     }
 }
 
