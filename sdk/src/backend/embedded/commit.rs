@@ -21,6 +21,7 @@ use crate::kv::{code, Committed, FdbError, FdbResult, MutationType};
 use futures::channel::oneshot;
 use futures::future::{self, Either};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Largest batch; keeps a batch's position within the versionstamp's 2 bytes.
 const MAX_BATCH: usize = 4096;
@@ -63,6 +64,7 @@ impl Engine {
             !std::mem::replace(&mut pipeline.leader_active, true)
         };
         if lead_now {
+            batching_window().await;
             self.lead();
             return done_rx
                 .await
@@ -74,6 +76,7 @@ impl Engine {
             }
             Either::Right((lead, done_rx)) => {
                 if lead.is_ok() {
+                    batching_window().await;
                     self.lead();
                 }
                 done_rx
@@ -166,8 +169,14 @@ impl Engine {
             })
         };
 
+        let stats = &self.stats;
+        stats
+            .rejected
+            .fetch_add((batch.len() - accepted.len()) as u64, Relaxed);
         match written {
             Ok(()) if !accepted.is_empty() => {
+                stats.batches.fetch_add(1, Relaxed);
+                stats.committed.fetch_add(accepted.len() as u64, Relaxed);
                 state.last_version = version;
                 state.resolver.record(version, now, batch_writes);
                 match self.storage.snapshot() {
@@ -208,6 +217,24 @@ impl Engine {
             let _ = q.done.send(result);
         }
     }
+}
+
+/// Yields once before a leader drains the queue, so that commits from tasks that are
+/// ready on the same executor thread join this batch instead of each paying for its
+/// own sync (FoundationDB's commit proxies wait a short batching interval likewise).
+/// A single yield keeps runs deterministic under a single-threaded executor.
+async fn batching_window() {
+    let mut yielded = false;
+    future::poll_fn(move |cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 fn apply_mutation(

@@ -7,7 +7,7 @@ use super::faults::{FaultConfig, FaultInjector};
 use super::resolver::Resolver;
 use super::storage::{Storage, StorageSnapshot};
 use crate::kv::FdbResult;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -16,7 +16,16 @@ pub(crate) struct CommitState {
     pub(crate) last_version: u64,
 }
 
+/// Counters since the database was opened.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) batches: AtomicU64,
+    pub(crate) committed: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+}
+
 pub(crate) struct Engine {
+    pub(crate) stats: Counters,
     pub(crate) storage: Storage,
     pub(crate) clock: Arc<dyn Clock>,
     /// MVCC window: how long a read version stays usable.
@@ -41,6 +50,7 @@ impl Engine {
         let snapshot = storage.snapshot()?;
         let last_version = snapshot.version();
         Ok(Engine {
+            stats: Counters::default(),
             storage,
             clock,
             lifetime,
