@@ -2,8 +2,11 @@ pub mod backend;
 #[cfg(feature = "build")]
 pub mod build;
 pub mod key_expression;
+pub mod metadata;
 pub mod kv;
+pub mod layout;
 pub mod proto;
+pub mod store;
 
 /// Includes the code [`build::compile_record_protos`](crate::build) generated in your
 /// build script. Use it inside a module:

@@ -59,6 +59,8 @@ pub fn generate(
 
     let mut config = prost_build::Config::new();
     config.out_dir(&gen_dir);
+    // Deterministic encoding and iteration order for protobuf maps.
+    config.btree_map(["."]);
     // Packages to generate: every file except the well-known types prost maps to prost-types.
     let mut packages = BTreeMap::new();
     for file in &fds.file {
