@@ -6,6 +6,7 @@ pub mod schema {
     include!(concat!(env!("OUT_DIR"), "/example_protos.rs"));
 }
 
+#[allow(unused_imports)]
 pub use schema::examples::users::{order::Item, Address, Order, Tier, User};
 
 use prost_reflect::DescriptorPool;
