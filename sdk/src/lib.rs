@@ -11,6 +11,7 @@
 //! | [`layout`] | THE key layout of a record store, and the explain-key helper |
 //! | [`store`] | store header: open, create, upgrade; metadata saved in the database |
 //! | `build` (feature `build`) | compile `.proto` files from your build script, no `protoc` |
+//! | [`record`] | the typed (generated types) and dynamic (`DynamicMessage`) record APIs |
 //! | [`proto`] | the SDK's own protobuf messages (`schemas/fdb_records`) |
 //!
 //! Start with the [schema guide](schema_guide).
@@ -23,6 +24,7 @@ pub mod kv;
 pub mod layout;
 pub mod metadata;
 pub mod proto;
+pub mod record;
 pub mod store;
 
 /// Includes the code [`build::compile_record_protos`](crate::build) generated in your
