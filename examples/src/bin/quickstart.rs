@@ -32,13 +32,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Read them back: a range read, and the counter.
     let (users, count) = db
         .run(|tx, _| async move {
-            let users = tx.get_range_all(RangeOption::from_prefix(b"user/"), false).await?;
+            let users = tx
+                .get_range_all(RangeOption::from_prefix(b"user/"), false)
+                .await?;
             let count = tx.get(b"stats/user_count", false).await?;
             Ok::<_, FdbError>((users, count))
         })
         .await?;
     for kv in &users {
-        println!("  user {} = {}", kv.key[5], String::from_utf8_lossy(&kv.value));
+        println!(
+            "  user {} = {}",
+            kv.key[5],
+            String::from_utf8_lossy(&kv.value)
+        );
     }
     let count = i64::from_le_bytes(count.unwrap_or_default().try_into().unwrap_or([0; 8]));
     println!("user_count = {count}");

@@ -46,6 +46,7 @@ pub mod code {
     pub const TRANSACTION_TOO_LARGE: i32 = 2101;
     pub const KEY_TOO_LARGE: i32 = 2102;
     pub const VALUE_TOO_LARGE: i32 = 2103;
+    pub const NO_CLUSTER_FILE_FOUND: i32 = 2104;
     pub const INTERNAL_ERROR: i32 = 4100;
 }
 
@@ -90,6 +91,7 @@ impl FdbError {
             TRANSACTION_TOO_LARGE => "transaction_too_large",
             KEY_TOO_LARGE => "key_too_large",
             VALUE_TOO_LARGE => "value_too_large",
+            NO_CLUSTER_FILE_FOUND => "no_cluster_file_found",
             INTERNAL_ERROR => "internal_error",
             _ => "unknown_error",
         }
@@ -165,13 +167,25 @@ mod tests {
         let unknown = FdbError::from_code(code::COMMIT_UNKNOWN_RESULT);
         assert!(unknown.is_maybe_committed() && unknown.is_retryable());
         assert!(!unknown.is_retryable_not_committed());
-        for c in [code::NOT_COMMITTED, code::TRANSACTION_TOO_OLD, code::FUTURE_VERSION] {
+        for c in [
+            code::NOT_COMMITTED,
+            code::TRANSACTION_TOO_OLD,
+            code::FUTURE_VERSION,
+        ] {
             let e = FdbError::from_code(c);
             assert!(e.is_retryable_not_committed() && e.is_retryable() && !e.is_maybe_committed());
         }
-        for c in [code::TRANSACTION_TOO_LARGE, code::KEY_TOO_LARGE, code::TRANSACTION_TIMED_OUT, code::TRANSACTION_CANCELLED] {
+        for c in [
+            code::TRANSACTION_TOO_LARGE,
+            code::KEY_TOO_LARGE,
+            code::TRANSACTION_TIMED_OUT,
+            code::TRANSACTION_CANCELLED,
+        ] {
             assert!(!FdbError::from_code(c).is_retryable(), "{c}");
         }
-        assert_eq!(FdbError::from_code(1020).to_string(), "FoundationDB error 1020 (not_committed)");
+        assert_eq!(
+            FdbError::from_code(1020).to_string(),
+            "FoundationDB error 1020 (not_committed)"
+        );
     }
 }

@@ -74,10 +74,18 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     fn get_read_version(&self) -> impl Future<Output = FdbResult<i64>> + Send;
 
     /// Reads one key. A non-snapshot read adds a read-conflict on the key.
-    fn get(&self, key: &[u8], snapshot: bool) -> impl Future<Output = FdbResult<Option<Vec<u8>>>> + Send;
+    fn get(
+        &self,
+        key: &[u8],
+        snapshot: bool,
+    ) -> impl Future<Output = FdbResult<Option<Vec<u8>>>> + Send;
 
     /// Resolves a key selector to a key.
-    fn get_key(&self, selector: &KeySelector, snapshot: bool) -> impl Future<Output = FdbResult<Vec<u8>>> + Send;
+    fn get_key(
+        &self,
+        selector: &KeySelector,
+        snapshot: bool,
+    ) -> impl Future<Output = FdbResult<Vec<u8>>> + Send;
 
     /// Reads one batch of a range; `iteration` (starting at 1) sizes batches in
     /// [`StreamingMode::Iterator`]. Use [`RangeOption::next_batch`] to continue.
@@ -89,7 +97,11 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = FdbResult<RangeResult>> + Send;
 
     /// Streams a whole range read batch by batch.
-    fn get_ranges(&self, range: RangeOption, snapshot: bool) -> BoxStream<'static, FdbResult<RangeResult>> {
+    fn get_ranges(
+        &self,
+        range: RangeOption,
+        snapshot: bool,
+    ) -> BoxStream<'static, FdbResult<RangeResult>> {
         let tx = self.clone();
         stream::unfold(Some((range, 1usize)), move |state| {
             let tx = tx.clone();
@@ -108,7 +120,11 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     }
 
     /// Reads a whole range (up to its limit) into memory.
-    fn get_range_all(&self, range: RangeOption, snapshot: bool) -> impl Future<Output = FdbResult<Vec<KeyValue>>> + Send {
+    fn get_range_all(
+        &self,
+        range: RangeOption,
+        snapshot: bool,
+    ) -> impl Future<Output = FdbResult<Vec<KeyValue>>> + Send {
         let mut batches = self.get_ranges(range.with_mode(StreamingMode::WantAll), snapshot);
         async move {
             let mut out = Vec::new();
@@ -132,7 +148,12 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType);
 
     /// Adds an explicit read- or write-conflict range `[begin, end)`.
-    fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictRangeType) -> FdbResult<()>;
+    fn add_conflict_range(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        kind: ConflictRangeType,
+    ) -> FdbResult<()>;
 
     /// Approximate size of the commit request so far, as counted against the size limit.
     fn get_approximate_size(&self) -> impl Future<Output = FdbResult<i64>> + Send;
@@ -140,7 +161,8 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     /// Commits. On success reports the commit version and versionstamp.
     fn commit(&self) -> impl Future<Output = FdbResult<Committed>> + Send;
 
-    /// The versionstamp of the last successful commit of this transaction, if any.
+    /// The versionstamp of this transaction's last successful commit (`None` after a
+    /// read-only commit), kept until the next commit.
     fn committed_versionstamp(&self) -> Option<[u8; 10]>;
 
     /// FoundationDB's `on_error`: for a retryable error, backs off and resets the
@@ -148,7 +170,8 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     /// returns the error.
     fn on_error(&self, error: FdbError) -> impl Future<Output = FdbResult<()>> + Send;
 
-    /// Drops all reads and writes and starts afresh, keeping persistent options.
+    /// Drops all reads, writes and options and starts afresh, as if newly created
+    /// (FoundationDB's `reset`; `on_error`, unlike this, keeps the persistent options).
     fn reset(&self);
 
     /// Cancels the transaction: further use fails with `transaction_cancelled`.

@@ -14,6 +14,10 @@ pub struct RunOutcome<T> {
 
 /// Runs `f` in a transaction, commits, and retries with FoundationDB's rules.
 ///
+/// `f` receives [`MaybeCommitted`]`(true)` on every attempt after one that ended in a
+/// maybe-committed error (`commit_unknown_result`): unlike a flag that only reflects
+/// the last error, it stays set, because that earlier attempt may have committed.
+///
 /// Every retry decision goes through the backend's `on_error`, which owns backoff,
 /// the retry limit and the timeout, exactly as FoundationDB's client does; this loop
 /// only decides *what* to hand it. An application error without an [`super::FdbError`]
@@ -32,7 +36,13 @@ where
         attempts += 1;
         let error = match f(tx.clone(), maybe_committed).await {
             Ok(value) => match tx.commit().await {
-                Ok(committed) => return Ok(RunOutcome { value, committed, attempts }),
+                Ok(committed) => {
+                    return Ok(RunOutcome {
+                        value,
+                        committed,
+                        attempts,
+                    })
+                }
                 Err(e) => E::from(e),
             },
             Err(e) => e,
@@ -44,8 +54,14 @@ where
         if let Err(final_error) = tx.on_error(fdb_error).await {
             // Keep the application's error when on_error gave up on it; report a new
             // one (such as `transaction_timed_out`) when on_error raised it.
-            return Err(if final_error == fdb_error { error } else { E::from(final_error) });
+            return Err(if final_error == fdb_error {
+                error
+            } else {
+                E::from(final_error)
+            });
         }
-        maybe_committed = MaybeCommitted(fdb_error.is_maybe_committed());
+        // Sticky: once an attempt may have committed, every later attempt must know,
+        // even if the attempt in between failed with a plain conflict.
+        maybe_committed = MaybeCommitted(maybe_committed.0 || fdb_error.is_maybe_committed());
     }
 }

@@ -33,7 +33,11 @@ pub struct KeySelector {
 impl KeySelector {
     /// Builds a selector from its three components.
     pub fn new(key: impl Into<Vec<u8>>, or_equal: bool, offset: i32) -> Self {
-        KeySelector { key: key.into(), or_equal, offset }
+        KeySelector {
+            key: key.into(),
+            or_equal,
+            offset,
+        }
     }
     /// The first key greater than or equal to `key`.
     pub fn first_greater_or_equal(key: impl Into<Vec<u8>>) -> Self {
@@ -52,7 +56,7 @@ impl KeySelector {
         Self::new(key, true, 0)
     }
     /// The same selector moved by `delta` keys.
-    pub fn add(mut self, delta: i32) -> Self {
+    pub fn offset_by(mut self, delta: i32) -> Self {
         self.offset += delta;
         self
     }
@@ -246,7 +250,7 @@ pub enum TransactionOption {
 
 /// Tells a retried closure whether an earlier attempt may already have committed.
 ///
-/// Set when the previous attempt ended in a maybe-committed error such as
+/// Set on every attempt after one that ended in a maybe-committed error such as
 /// `commit_unknown_result`: the closure must then be written so that running
 /// again is harmless (for example by checking a marker the first attempt wrote).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -21,13 +21,21 @@ pub(crate) fn apply(op: MutationType, existing: Option<&[u8]>, param: &[u8]) -> 
         }),
         MutationType::Max => {
             let v = fit(existing.unwrap_or(&[]), param.len());
-            Some(if le_cmp(&v, param).is_ge() { v } else { param.to_vec() })
+            Some(if le_cmp(&v, param).is_ge() {
+                v
+            } else {
+                param.to_vec()
+            })
         }
         MutationType::Min => Some(match existing {
             None => param.to_vec(),
             Some(v) => {
                 let v = fit(v, param.len());
-                if le_cmp(&v, param).is_le() { v } else { param.to_vec() }
+                if le_cmp(&v, param).is_le() {
+                    v
+                } else {
+                    param.to_vec()
+                }
             }
         }),
         MutationType::ByteMin => Some(match existing {
@@ -114,27 +122,48 @@ mod tests {
         assert_eq!(apply(Add, Some(&le(250, 8)), &le(10, 8)), Some(le(260, 8)));
         assert_eq!(apply(Add, Some(&le(5, 8)), &le(-7, 8)), Some(le(-2, 8)));
         // Existing longer than param: truncated to the param's length.
-        assert_eq!(apply(Add, Some(&[0xff, 0x01, 0x07]), &[0x01]), Some(vec![0x00]));
+        assert_eq!(
+            apply(Add, Some(&[0xff, 0x01, 0x07]), &[0x01]),
+            Some(vec![0x00])
+        );
         // Existing shorter: zero-extended.
-        assert_eq!(apply(Add, Some(&[0xff]), &[0x01, 0x00]), Some(vec![0x00, 0x01]));
+        assert_eq!(
+            apply(Add, Some(&[0xff]), &[0x01, 0x00]),
+            Some(vec![0x00, 0x01])
+        );
         assert_eq!(apply(Add, Some(b"abc"), &[]), Some(vec![]));
     }
 
     #[test]
     fn bitwise_ops_and_missing_values() {
         assert_eq!(apply(BitAnd, None, &[0x0f]), Some(vec![0x0f]));
-        assert_eq!(apply(BitAnd, Some(&[0xff, 0xff]), &[0x0f]), Some(vec![0x0f]));
-        assert_eq!(apply(BitAnd, Some(&[0xff]), &[0x0f, 0xf0]), Some(vec![0x0f, 0x00]));
+        assert_eq!(
+            apply(BitAnd, Some(&[0xff, 0xff]), &[0x0f]),
+            Some(vec![0x0f])
+        );
+        assert_eq!(
+            apply(BitAnd, Some(&[0xff]), &[0x0f, 0xf0]),
+            Some(vec![0x0f, 0x00])
+        );
         assert_eq!(apply(BitOr, None, &[0x01]), Some(vec![0x01]));
         assert_eq!(apply(BitOr, Some(&[0x10, 0x22]), &[0x01]), Some(vec![0x11]));
-        assert_eq!(apply(BitXor, Some(&[0xff]), &[0x0f, 0x01]), Some(vec![0xf0, 0x01]));
+        assert_eq!(
+            apply(BitXor, Some(&[0xff]), &[0x0f, 0x01]),
+            Some(vec![0xf0, 0x01])
+        );
     }
 
     #[test]
     fn min_max_compare_unsigned_little_endian() {
         // 0x0100 (256) vs 0x00ff (255) in little-endian: [0x00,0x01] > [0xff,0x00].
-        assert_eq!(apply(Max, Some(&[0x00, 0x01]), &[0xff, 0x00]), Some(vec![0x00, 0x01]));
-        assert_eq!(apply(Min, Some(&[0x00, 0x01]), &[0xff, 0x00]), Some(vec![0xff, 0x00]));
+        assert_eq!(
+            apply(Max, Some(&[0x00, 0x01]), &[0xff, 0x00]),
+            Some(vec![0x00, 0x01])
+        );
+        assert_eq!(
+            apply(Min, Some(&[0x00, 0x01]), &[0xff, 0x00]),
+            Some(vec![0xff, 0x00])
+        );
         // Missing: max compares against zero, min stores the param.
         assert_eq!(apply(Max, None, &[0x05]), Some(vec![0x05]));
         assert_eq!(apply(Min, None, &[0x05]), Some(vec![0x05]));
@@ -142,7 +171,10 @@ mod tests {
         assert_eq!(apply(Max, Some(&le(1, 8)), &le(-1, 8)), Some(le(-1, 8)));
         // Length adjustment happens before comparing.
         assert_eq!(apply(Min, Some(&[0x09, 0x09]), &[0x05]), Some(vec![0x05]));
-        assert_eq!(apply(Max, Some(&[0x01]), &[0x00, 0x00]), Some(vec![0x01, 0x00]));
+        assert_eq!(
+            apply(Max, Some(&[0x01]), &[0x00, 0x00]),
+            Some(vec![0x01, 0x00])
+        );
     }
 
     #[test]
@@ -152,7 +184,10 @@ mod tests {
         assert_eq!(apply(ByteMin, None, b"z"), Some(b"z".to_vec()));
         assert_eq!(apply(ByteMax, None, b""), Some(b"".to_vec()));
         assert_eq!(apply(CompareAndClear, Some(b"x"), b"x"), None);
-        assert_eq!(apply(CompareAndClear, Some(b"x"), b"y"), Some(b"x".to_vec()));
+        assert_eq!(
+            apply(CompareAndClear, Some(b"x"), b"y"),
+            Some(b"x".to_vec())
+        );
         assert_eq!(apply(CompareAndClear, None, b"y"), None);
     }
 
@@ -163,7 +198,10 @@ mod tests {
         let full = vec![1u8; limits::MAX_VALUE_SIZE];
         assert_eq!(apply(AppendIfFits, Some(&full), b"b"), Some(full.clone()));
         let almost = vec![1u8; limits::MAX_VALUE_SIZE - 1];
-        assert_eq!(apply(AppendIfFits, Some(&almost), b"b").unwrap().len(), limits::MAX_VALUE_SIZE);
+        assert_eq!(
+            apply(AppendIfFits, Some(&almost), b"b").unwrap().len(),
+            limits::MAX_VALUE_SIZE
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::kv::{code, Committed, FdbError, FdbResult, MutationType};
 use futures::channel::oneshot;
 use futures::future::{self, Either};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Largest batch; keeps a batch's position within the versionstamp's 2 bytes.
 const MAX_BATCH: usize = 4096;
@@ -55,20 +56,32 @@ impl Engine {
         let (lead_tx, lead_rx) = oneshot::channel();
         let lead_now = {
             let mut pipeline = self.pipeline.lock().expect("commit pipeline");
-            pipeline.queue.push_back(Queued { request, done: done_tx, lead: Some(lead_tx) });
+            pipeline.queue.push_back(Queued {
+                request,
+                done: done_tx,
+                lead: Some(lead_tx),
+            });
             !std::mem::replace(&mut pipeline.leader_active, true)
         };
         if lead_now {
+            batching_window().await;
             self.lead();
-            return done_rx.await.unwrap_or(Err(FdbError::from_code(code::INTERNAL_ERROR)));
+            return done_rx
+                .await
+                .unwrap_or(Err(FdbError::from_code(code::INTERNAL_ERROR)));
         }
         match future::select(done_rx, lead_rx).await {
-            Either::Left((result, _)) => result.unwrap_or(Err(FdbError::from_code(code::INTERNAL_ERROR))),
+            Either::Left((result, _)) => {
+                result.unwrap_or(Err(FdbError::from_code(code::INTERNAL_ERROR)))
+            }
             Either::Right((lead, done_rx)) => {
                 if lead.is_ok() {
+                    batching_window().await;
                     self.lead();
                 }
-                done_rx.await.unwrap_or(Err(FdbError::from_code(code::INTERNAL_ERROR)))
+                done_rx
+                    .await
+                    .unwrap_or(Err(FdbError::from_code(code::INTERNAL_ERROR)))
             }
         }
     }
@@ -83,17 +96,14 @@ impl Engine {
             };
             self.process_batch(batch);
             let mut pipeline = self.pipeline.lock().expect("commit pipeline");
-            loop {
-                let Some(next) = pipeline.queue.front_mut() else {
-                    pipeline.leader_active = false;
-                    return;
-                };
-                // The waiter takes over and this task returns to its caller; if that
-                // waiter was dropped, keep leading.
-                if next.lead.take().is_some_and(|lead| lead.send(()).is_ok()) {
-                    return;
-                }
-                break;
+            let Some(next) = pipeline.queue.front_mut() else {
+                pipeline.leader_active = false;
+                return;
+            };
+            // The oldest waiter takes over and this task returns to its caller; if that
+            // waiter was dropped, keep leading.
+            if next.lead.take().is_some_and(|lead| lead.send(()).is_ok()) {
+                return;
             }
         }
     }
@@ -118,8 +128,12 @@ impl Engine {
                 CommitFault::UnknownNotCommitted => Some(code::COMMIT_UNKNOWN_RESULT),
                 CommitFault::None | CommitFault::UnknownCommitted => match r.read_version {
                     Some(rv) if state.resolver.is_too_old(rv) => Some(code::TRANSACTION_TOO_OLD),
-                    Some(rv) if state.resolver.conflicts(rv, &r.read_conflicts) => Some(code::NOT_COMMITTED),
-                    Some(_) if batch_writes.intersects_set(&r.read_conflicts) => Some(code::NOT_COMMITTED),
+                    Some(rv) if state.resolver.conflicts(rv, &r.read_conflicts) => {
+                        Some(code::NOT_COMMITTED)
+                    }
+                    Some(_) if batch_writes.intersects_set(&r.read_conflicts) => {
+                        Some(code::NOT_COMMITTED)
+                    }
                     _ => None,
                 },
             };
@@ -130,7 +144,9 @@ impl Engine {
         }
 
         let version = state.last_version + 1;
-        let accepted: Vec<usize> = (0..batch.len()).filter(|&i| outcomes[i].is_none()).collect();
+        let accepted: Vec<usize> = (0..batch.len())
+            .filter(|&i| outcomes[i].is_none())
+            .collect();
         let mut stamps = vec![None; batch.len()];
         for (order, &i) in accepted.iter().enumerate() {
             let mut stamp = [0u8; 10];
@@ -153,12 +169,21 @@ impl Engine {
             })
         };
 
+        let stats = &self.stats;
+        stats
+            .rejected
+            .fetch_add((batch.len() - accepted.len()) as u64, Relaxed);
         match written {
             Ok(()) if !accepted.is_empty() => {
+                stats.batches.fetch_add(1, Relaxed);
+                stats.committed.fetch_add(accepted.len() as u64, Relaxed);
                 state.last_version = version;
                 state.resolver.record(version, now, batch_writes);
                 match self.storage.snapshot() {
-                    Ok(snapshot) => *self.current.write().expect("snapshot cache") = std::sync::Arc::new(snapshot),
+                    Ok(snapshot) => {
+                        *self.current.write().expect("snapshot cache") =
+                            std::sync::Arc::new(snapshot)
+                    }
                     Err(e) => {
                         // Reads keep the previous snapshot; they will conflict rather than be wrong.
                         eprintln!("fdb-records: refreshing the read snapshot failed: {e}");
@@ -178,17 +203,45 @@ impl Engine {
             let result = match (outcomes[i], stamps[i]) {
                 (Some(e), _) => Err(e),
                 // Applied and durable, but the client is told the outcome is unknown.
-                (None, Some(_)) if q.request.fault == CommitFault::UnknownCommitted && !q.request.idempotent => {
+                (None, Some(_))
+                    if q.request.fault == CommitFault::UnknownCommitted
+                        && !q.request.idempotent =>
+                {
                     Err(FdbError::from_code(code::COMMIT_UNKNOWN_RESULT))
                 }
-                (None, stamp) => Ok(Committed { version: version as i64, versionstamp: stamp }),
+                (None, stamp) => Ok(Committed {
+                    version: version as i64,
+                    versionstamp: stamp,
+                }),
             };
             let _ = q.done.send(result);
         }
     }
 }
 
-fn apply_mutation(w: &mut storage::BatchWriter<'_, '_>, m: &Mutation, stamp: &[u8; 10]) -> FdbResult<()> {
+/// Yields once before a leader drains the queue, so that commits from tasks that are
+/// ready on the same executor thread join this batch instead of each paying for its
+/// own sync (FoundationDB's commit proxies wait a short batching interval likewise).
+/// A single yield keeps runs deterministic under a single-threaded executor.
+async fn batching_window() {
+    let mut yielded = false;
+    future::poll_fn(move |cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+fn apply_mutation(
+    w: &mut storage::BatchWriter<'_, '_>,
+    m: &Mutation,
+    stamp: &[u8; 10],
+) -> FdbResult<()> {
     match m {
         Mutation::Set(k, v) => w.apply(StorageWrite::Set(k, v)),
         Mutation::Clear(k) => w.apply(StorageWrite::Clear(k)),

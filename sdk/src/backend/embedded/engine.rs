@@ -7,6 +7,7 @@ use super::faults::{FaultConfig, FaultInjector};
 use super::resolver::Resolver;
 use super::storage::{Storage, StorageSnapshot};
 use crate::kv::FdbResult;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -15,12 +16,23 @@ pub(crate) struct CommitState {
     pub(crate) last_version: u64,
 }
 
+/// Counters since the database was opened.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) batches: AtomicU64,
+    pub(crate) committed: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+}
+
 pub(crate) struct Engine {
+    pub(crate) stats: Counters,
     pub(crate) storage: Storage,
     pub(crate) clock: Arc<dyn Clock>,
     /// MVCC window: how long a read version stays usable.
     pub(crate) lifetime: Duration,
     faults: RwLock<Option<Arc<FaultInjector>>>,
+    /// Lets every read skip the lock above while fault injection is off (the default).
+    faults_on: AtomicBool,
     /// Snapshot of the last committed batch, shared by every transaction that starts
     /// before the next batch (FoundationDB batches read-version requests the same way).
     pub(crate) current: RwLock<Arc<StorageSnapshot>>,
@@ -38,13 +50,18 @@ impl Engine {
         let snapshot = storage.snapshot()?;
         let last_version = snapshot.version();
         Ok(Engine {
+            stats: Counters::default(),
             storage,
             clock,
             lifetime,
+            faults_on: AtomicBool::new(faults.is_some()),
             faults: RwLock::new(faults.map(|f| Arc::new(FaultInjector::new(f)))),
             current: RwLock::new(Arc::new(snapshot)),
             pipeline: Mutex::new(Pipeline::default()),
-            commit_state: Mutex::new(CommitState { resolver: Resolver::default(), last_version }),
+            commit_state: Mutex::new(CommitState {
+                resolver: Resolver::default(),
+                last_version,
+            }),
         })
     }
 
@@ -54,11 +71,16 @@ impl Engine {
     }
 
     pub(crate) fn faults(&self) -> Option<Arc<FaultInjector>> {
+        if !self.faults_on.load(Ordering::Acquire) {
+            return None;
+        }
         self.faults.read().expect("fault config").clone()
     }
 
     pub(crate) fn set_faults(&self, faults: Option<FaultConfig>) {
-        *self.faults.write().expect("fault config") = faults.map(|f| Arc::new(FaultInjector::new(f)));
+        let mut slot = self.faults.write().expect("fault config");
+        self.faults_on.store(faults.is_some(), Ordering::Release);
+        *slot = faults.map(|f| Arc::new(FaultInjector::new(f)));
     }
 
     pub(crate) fn committed_version(&self) -> u64 {

@@ -116,12 +116,18 @@ mod tests {
     fn same_seed_same_decisions() {
         let a = FaultInjector::new(FaultConfig::chaos(7));
         let b = FaultInjector::new(FaultConfig::chaos(7));
-        let run = |f: &FaultInjector| (0..500).map(|_| (f.commit_fault(), f.delay())).collect::<Vec<_>>();
+        let run = |f: &FaultInjector| {
+            (0..500)
+                .map(|_| (f.commit_fault(), f.delay()))
+                .collect::<Vec<_>>()
+        };
         let (ra, rb) = (run(&a), run(&b));
         assert_eq!(ra, rb);
         assert!(ra.iter().any(|(f, _)| *f == CommitFault::UnknownCommitted));
         assert!(ra.iter().any(|(f, _)| *f == CommitFault::None));
         let none = FaultInjector::new(FaultConfig::none(7));
-        assert!((0..100).all(|_| none.commit_fault() == CommitFault::None && none.delay().is_none()));
+        assert!(
+            (0..100).all(|_| none.commit_fault() == CommitFault::None && none.delay().is_none())
+        );
     }
 }

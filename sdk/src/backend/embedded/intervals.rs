@@ -34,7 +34,11 @@ impl IntervalSet {
         let mut new_begin = begin.to_vec();
         let mut new_end = end.to_vec();
         // A range starting at or before `begin` that reaches it.
-        if let Some((b, e)) = self.ranges.range::<[u8], ByteBounds>((Unbounded, Included(begin))).next_back() {
+        if let Some((b, e)) = self
+            .ranges
+            .range::<[u8], ByteBounds>((Unbounded, Included(begin)))
+            .next_back()
+        {
             if e.as_slice() >= begin {
                 new_begin = b.clone();
                 if e.as_slice() > end {
@@ -79,12 +83,18 @@ impl IntervalSet {
 
     /// Whether any range of `other` overlaps this set.
     pub(crate) fn intersects_set(&self, other: &IntervalSet) -> bool {
-        let (small, large) = if self.len() <= other.len() { (self, other) } else { (other, self) };
+        let (small, large) = if self.len() <= other.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
         small.iter().any(|(b, e)| large.intersects(b, e))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.ranges.iter().map(|(b, e)| (b.as_slice(), e.as_slice()))
+        self.ranges
+            .iter()
+            .map(|(b, e)| (b.as_slice(), e.as_slice()))
     }
 
     /// Bytes of all range bounds (what FoundationDB counts against the size limit).

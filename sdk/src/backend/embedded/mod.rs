@@ -57,6 +57,17 @@ pub enum OpenError {
     InMemory(FdbError),
 }
 
+/// Commit counters of an [`EmbeddedDatabase`] since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Durable storage writes: one per commit batch (group commit).
+    pub batches: u64,
+    /// Transactions committed (read-only transactions are not counted).
+    pub committed: u64,
+    /// Commits rejected: conflicts, `transaction_too_old` and injected faults.
+    pub rejected: u64,
+}
+
 /// An embedded database. Clones share it; it closes when the last clone and the last
 /// transaction are dropped.
 #[derive(Clone)]
@@ -98,7 +109,10 @@ impl EmbeddedBuilder {
     /// Opens or creates a durable database file.
     pub fn open(self, path: impl AsRef<Path>) -> Result<EmbeddedDatabase, OpenError> {
         let path = path.as_ref();
-        let wrap = |source| OpenError::Storage { path: path.to_path_buf(), source };
+        let wrap = |source| OpenError::Storage {
+            path: path.to_path_buf(),
+            source,
+        };
         let storage = storage::Storage::open(path).map_err(wrap)?;
         self.build(storage).map_err(wrap)
     }
@@ -109,7 +123,9 @@ impl EmbeddedBuilder {
     }
     fn build(self, storage: storage::Storage) -> FdbResult<EmbeddedDatabase> {
         let engine = Engine::new(storage, self.clock, self.lifetime, self.faults)?;
-        Ok(EmbeddedDatabase { engine: Arc::new(engine) })
+        Ok(EmbeddedDatabase {
+            engine: Arc::new(engine),
+        })
     }
 }
 
@@ -137,6 +153,16 @@ impl EmbeddedDatabase {
     /// The version of the last committed batch.
     pub fn committed_version(&self) -> i64 {
         self.engine.committed_version() as i64
+    }
+    /// Commit counters since this database was opened.
+    pub fn stats(&self) -> EngineStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.engine.stats;
+        EngineStats {
+            batches: c.batches.load(Relaxed),
+            committed: c.committed.load(Relaxed),
+            rejected: c.rejected.load(Relaxed),
+        }
     }
 }
 

@@ -53,7 +53,11 @@ impl Resolver {
 
     pub(crate) fn record(&mut self, version: u64, committed_at: Duration, writes: IntervalSet) {
         if !writes.is_empty() {
-            self.history.push_back(CommitRecord { version, committed_at, writes });
+            self.history.push_back(CommitRecord {
+                version,
+                committed_at,
+                writes,
+            });
         }
     }
 }
@@ -84,7 +88,10 @@ mod tests {
         r.record(6, Duration::from_secs(4), set(b"x", b"y"));
         r.prune(Duration::from_secs(6), Duration::from_secs(5));
         assert!(r.is_too_old(4));
-        assert!(!r.is_too_old(5), "a read at the dropped version itself saw its writes");
+        assert!(
+            !r.is_too_old(5),
+            "a read at the dropped version itself saw its writes"
+        );
         assert!(r.conflicts(5, &set(b"x", b"z")));
     }
 }

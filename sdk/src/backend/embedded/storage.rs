@@ -6,7 +6,10 @@
 //! with the batch's version.
 
 use crate::kv::{code, FdbError};
-use redb::{backends::InMemoryBackend, Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    backends::InMemoryBackend, Database, Durability, ReadOnlyTable, ReadableDatabase,
+    ReadableTable, TableDefinition,
+};
 use std::ops::Bound;
 use std::path::Path;
 
@@ -78,8 +81,12 @@ impl Storage {
         F: FnMut(&mut BatchWriter<'_, '_>) -> Result<(), FdbError>,
     {
         let mut tx = self.db.begin_write().map_err(storage_error)?;
-        tx.set_durability(if self.durable { Durability::Immediate } else { Durability::None })
-            .map_err(storage_error)?;
+        tx.set_durability(if self.durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(storage_error)?;
         {
             let mut data = tx.open_table(DATA).map_err(storage_error)?;
             let mut writer = BatchWriter { table: &mut data };
@@ -98,7 +105,11 @@ pub(crate) struct BatchWriter<'a, 't> {
 
 impl BatchWriter<'_, '_> {
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, FdbError> {
-        Ok(self.table.get(key).map_err(storage_error)?.map(|v| v.value().to_vec()))
+        Ok(self
+            .table
+            .get(key)
+            .map_err(storage_error)?
+            .map(|v| v.value().to_vec()))
     }
 
     pub(crate) fn apply(&mut self, write: StorageWrite<'_>) -> Result<(), FdbError> {
@@ -111,13 +122,19 @@ impl BatchWriter<'_, '_> {
             }
             StorageWrite::ClearRange(b, e) => {
                 if b < e {
-                    self.table.retain_in::<&[u8], _>(b..e, |_, _| false).map_err(storage_error)?;
+                    self.table
+                        .retain_in::<&[u8], _>(b..e, |_, _| false)
+                        .map_err(storage_error)?;
                 }
             }
         }
         Ok(())
     }
 }
+
+/// Rows of a snapshot range read, in scan order.
+pub(crate) type StoredRows<'s> =
+    Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), FdbError>> + 's>;
 
 /// A consistent read-only view of storage at one committed version.
 pub(crate) struct StorageSnapshot {
@@ -132,7 +149,11 @@ impl StorageSnapshot {
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, FdbError> {
-        Ok(self.data.get(key).map_err(storage_error)?.map(|v| v.value().to_vec()))
+        Ok(self
+            .data
+            .get(key)
+            .map_err(storage_error)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Keys in `[begin, end)` in the given direction, lazily.
@@ -141,7 +162,7 @@ impl StorageSnapshot {
         begin: &[u8],
         end: &[u8],
         reverse: bool,
-    ) -> Result<Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), FdbError>> + 's>, FdbError> {
+    ) -> Result<StoredRows<'s>, FdbError> {
         if begin >= end {
             return Ok(Box::new(std::iter::empty()));
         }
@@ -149,9 +170,18 @@ impl StorageSnapshot {
             .data
             .range::<&[u8]>((Bound::Included(begin), Bound::Excluded(end)))
             .map_err(storage_error)?;
-        let map = |r: Result<(redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>), redb::StorageError>| {
-            r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())).map_err(storage_error)
+        type Row<'g> = (
+            redb::AccessGuard<'g, &'static [u8]>,
+            redb::AccessGuard<'g, &'static [u8]>,
+        );
+        let map = |r: Result<Row<'_>, redb::StorageError>| {
+            r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                .map_err(storage_error)
         };
-        Ok(if reverse { Box::new(range.rev().map(map)) } else { Box::new(range.map(map)) })
+        Ok(if reverse {
+            Box::new(range.rev().map(map))
+        } else {
+            Box::new(range.map(map))
+        })
     }
 }

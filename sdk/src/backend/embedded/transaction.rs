@@ -1,15 +1,16 @@
 //! An embedded-engine transaction: snapshot reads at its read version merged with its
 //! own buffered writes, conflict tracking, options, commit and `on_error`.
 
-use super::engine::Engine;
-use super::intervals::IntervalSet;
-use super::storage::StorageSnapshot;
-use super::write_buffer::{apply_pending, Entry, Lookup, WriteBuffer};
 use super::commit::CommitRequest;
+use super::engine::Engine;
 use super::faults::CommitFault;
+use super::intervals::IntervalSet;
+use super::storage::{StorageSnapshot, StoredRows};
+use super::write_buffer::{apply_pending, Entry, Lookup, WriteBuffer};
 use crate::kv::{
-    code, key_after, limits, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector, KeyValue,
-    MutationType, RangeOption, RangeResult, StreamingMode, Transaction, TransactionOption,
+    code, key_after, limits, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector,
+    KeyValue, MutationType, RangeOption, RangeResult, StreamingMode, Transaction,
+    TransactionOption,
 };
 use std::cmp::Ordering;
 use std::iter::Peekable;
@@ -45,6 +46,8 @@ enum Status {
     Committed,
     /// The last commit failed; only `on_error` or `reset` make the transaction usable.
     Failed(FdbError),
+    /// The timeout elapsed: every use reports `transaction_timed_out` until `reset`.
+    TimedOut,
     Cancelled,
 }
 
@@ -54,6 +57,16 @@ struct PersistentOptions {
     timeout: Option<Duration>,
     retry_limit: Option<u32>,
     max_retry_delay: Duration,
+}
+
+impl Default for PersistentOptions {
+    fn default() -> Self {
+        PersistentOptions {
+            timeout: None,
+            retry_limit: None,
+            max_retry_delay: limits::DEFAULT_MAX_RETRY_DELAY,
+        }
+    }
 }
 
 struct TxState {
@@ -105,7 +118,9 @@ impl TxState {
     }
 
     fn timed_out(&self, now: Duration) -> bool {
-        self.persistent.timeout.is_some_and(|t| now.saturating_sub(self.created_at) >= t)
+        self.persistent
+            .timeout
+            .is_some_and(|t| now.saturating_sub(self.created_at) >= t)
     }
 
     /// Checks that an operation may run now.
@@ -113,12 +128,14 @@ impl TxState {
         match self.status {
             Status::Active => {}
             Status::Committing => return Err(err(code::USED_DURING_COMMIT)),
-            Status::Committed => return Err(err(code::CLIENT_INVALID_OPERATION)),
+            // FoundationDB's answer to any use after commit until `reset`/`on_error`.
+            Status::Committed => return Err(err(code::USED_DURING_COMMIT)),
             Status::Failed(e) => return Err(e),
+            Status::TimedOut => return Err(err(code::TRANSACTION_TIMED_OUT)),
             Status::Cancelled => return Err(err(code::TRANSACTION_CANCELLED)),
         }
         if self.timed_out(now) {
-            self.status = Status::Cancelled;
+            self.status = Status::TimedOut;
             return Err(err(code::TRANSACTION_TIMED_OUT));
         }
         Ok(())
@@ -138,7 +155,9 @@ impl TxState {
     }
 
     fn size(&self) -> usize {
-        self.writes.mutation_bytes + self.writes.write_conflicts.byte_size() + self.reads.byte_size()
+        self.writes.mutation_bytes
+            + self.writes.write_conflicts.byte_size()
+            + self.reads.byte_size()
     }
 }
 
@@ -170,13 +189,11 @@ fn check_write(key: &[u8], value_len: usize) -> FdbResult<()> {
 impl EmbeddedTransaction {
     pub(crate) fn new(engine: Arc<Engine>) -> Self {
         let now = engine.clock.now();
-        let persistent = PersistentOptions {
-            timeout: None,
-            retry_limit: None,
-            max_retry_delay: limits::DEFAULT_MAX_RETRY_DELAY,
-        };
         EmbeddedTransaction {
-            inner: Arc::new(TxInner { engine, state: Mutex::new(TxState::new(now, persistent)) }),
+            inner: Arc::new(TxInner {
+                engine,
+                state: Mutex::new(TxState::new(now, PersistentOptions::default())),
+            }),
         }
     }
 
@@ -244,13 +261,18 @@ impl EmbeddedTransaction {
     }
 
     /// Resolves a selector against the merged view, adding the span it examined as a
-    /// read conflict. Anchors past the user key space are clamped to `\xff`.
+    /// read conflict. Anchors past `\xff` are outside the user key space (2004).
     fn resolve(&self, st: &mut TxState, sel: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
-        let anchor: &[u8] = if sel.key.as_slice() > KEYSPACE_END { KEYSPACE_END } else { &sel.key };
+        legal_range_end(&sel.key)?;
+        let anchor: &[u8] = &sel.key;
         let snap = self.read_snapshot(st)?;
         let writes = (!snapshot || st.snapshot_ryw).then_some(&st.writes);
         let (key, span) = if sel.offset >= 1 {
-            let begin = if sel.or_equal { key_after(anchor) } else { anchor.to_vec() };
+            let begin = if sel.or_equal {
+                key_after(anchor)
+            } else {
+                anchor.to_vec()
+            };
             let found = Merged::new(writes, &snap, &begin, KEYSPACE_END, false)?
                 .nth(sel.offset as usize - 1)
                 .transpose()?;
@@ -262,7 +284,11 @@ impl EmbeddedTransaction {
                 None => (KEYSPACE_END.to_vec(), (begin, KEYSPACE_END.to_vec())),
             }
         } else {
-            let end = if sel.or_equal { key_after(anchor) } else { anchor.to_vec() };
+            let end = if sel.or_equal {
+                key_after(anchor)
+            } else {
+                anchor.to_vec()
+            };
             let found = Merged::new(writes, &snap, b"", &end, true)?
                 .nth(sel.offset.unsigned_abs() as usize)
                 .transpose()?;
@@ -282,13 +308,26 @@ impl EmbeddedTransaction {
     fn bound(&self, st: &mut TxState, sel: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
         if sel.offset == 1 {
             legal_range_end(&sel.key)?;
-            let k = if sel.or_equal { key_after(&sel.key) } else { sel.key.clone() };
-            return Ok(if k.as_slice() > KEYSPACE_END { KEYSPACE_END.to_vec() } else { k });
+            let k = if sel.or_equal {
+                key_after(&sel.key)
+            } else {
+                sel.key.clone()
+            };
+            return Ok(if k.as_slice() > KEYSPACE_END {
+                KEYSPACE_END.to_vec()
+            } else {
+                k
+            });
         }
         self.resolve(st, sel, snapshot)
     }
 
-    fn get_range_sync(&self, range: &RangeOption, iteration: usize, snapshot: bool) -> FdbResult<RangeResult> {
+    fn get_range_sync(
+        &self,
+        range: &RangeOption,
+        iteration: usize,
+        snapshot: bool,
+    ) -> FdbResult<RangeResult> {
         let mut st = self.lock();
         st.check_readable(self.now())?;
         let (row_cap, byte_cap) = batch_size(range, iteration)?;
@@ -315,7 +354,10 @@ impl EmbeddedTransaction {
         let more = truncated && rows.next().transpose()?.is_some();
         drop(rows);
         if !snapshot {
-            match (truncated, key_values.last()) {
+            // The caller stops when `more` is false, so the conflict range must then cover
+            // the whole range: narrowing it would let a phantom insert past the last row
+            // go unnoticed. Only a batch with more to come protects just what it returned.
+            match (more, key_values.last()) {
                 (true, Some(last)) if range.reverse => st.reads.insert(&last.key, &end),
                 (true, Some(last)) => st.reads.insert(&begin, &key_after(&last.key)),
                 _ => st.reads.insert(&begin, &end),
@@ -338,7 +380,10 @@ impl EmbeddedTransaction {
         let now = self.now();
         st.check_readable(now)?;
         if st.writes.is_empty() {
-            let committed = Committed { version: -1, versionstamp: None };
+            let committed = Committed {
+                version: -1,
+                versionstamp: None,
+            };
             st.status = Status::Committed;
             st.committed = Some(committed);
             return Ok(Err(committed));
@@ -366,7 +411,10 @@ impl EmbeddedTransaction {
             read_conflicts: std::mem::take(&mut st.reads),
             write_conflicts: writes.write_conflicts,
             mutations: writes.mutations,
-            fault: self.engine().faults().map_or(CommitFault::None, |f| f.commit_fault()),
+            fault: self
+                .engine()
+                .faults()
+                .map_or(CommitFault::None, |f| f.commit_fault()),
             idempotent: st.idempotent,
         }))
     }
@@ -390,10 +438,12 @@ fn batch_size(range: &RangeOption, iteration: usize) -> FdbResult<(usize, usize)
 /// Storage rows merged with the transaction's own writes, in key order.
 struct Merged<'a> {
     writes: Option<&'a WriteBuffer>,
-    stored: Peekable<Box<dyn Iterator<Item = FdbResult<(Vec<u8>, Vec<u8>)>> + 'a>>,
-    buffered: Peekable<Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a>>,
+    stored: Peekable<StoredRows<'a>>,
+    buffered: Peekable<BufferedRows<'a>>,
     reverse: bool,
 }
+
+type BufferedRows<'a> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a>;
 
 impl<'a> Merged<'a> {
     fn new(
@@ -403,7 +453,7 @@ impl<'a> Merged<'a> {
         end: &[u8],
         reverse: bool,
     ) -> FdbResult<Self> {
-        let buffered: Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a> = match writes {
+        let buffered: BufferedRows<'a> = match writes {
             Some(w) => {
                 if w.range_unreadable(begin, end) {
                     return Err(err(code::ACCESSED_UNREADABLE));
@@ -488,7 +538,8 @@ impl Transaction for EmbeddedTransaction {
                 st.backoff = st.backoff.min(d);
             }
             TransactionOption::SizeLimit(n) => {
-                if !(limits::MIN_TRANSACTION_SIZE_LIMIT..=limits::MAX_TRANSACTION_SIZE).contains(&n) {
+                if !(limits::MIN_TRANSACTION_SIZE_LIMIT..=limits::MAX_TRANSACTION_SIZE).contains(&n)
+                {
                     return Err(err(code::INVALID_OPTION_VALUE));
                 }
                 st.size_limit = n;
@@ -518,7 +569,12 @@ impl Transaction for EmbeddedTransaction {
         self.resolve(&mut st, selector, snapshot)
     }
 
-    async fn get_range(&self, range: &RangeOption, iteration: usize, snapshot: bool) -> FdbResult<RangeResult> {
+    async fn get_range(
+        &self,
+        range: &RangeOption,
+        iteration: usize,
+        snapshot: bool,
+    ) -> FdbResult<RangeResult> {
         self.maybe_delay().await;
         self.get_range_sync(range, iteration, snapshot)
     }
@@ -533,8 +589,11 @@ impl Transaction for EmbeddedTransaction {
 
     fn clear(&self, key: &[u8]) {
         self.write(|st| {
-            check_write(key, 0)?;
-            st.writes.clear(key);
+            legal_key(key)?;
+            // No key that long can exist, so FoundationDB ignores the clear.
+            if key.len() <= limits::MAX_KEY_SIZE {
+                st.writes.clear(key);
+            }
             Ok(())
         })
     }
@@ -554,11 +613,17 @@ impl Transaction for EmbeddedTransaction {
         self.write(|st| {
             match op {
                 MutationType::SetVersionstampedKey => {
-                    let body = key.len().checked_sub(4).ok_or(err(code::CLIENT_INVALID_OPERATION))?;
+                    let body = key
+                        .len()
+                        .checked_sub(4)
+                        .ok_or(err(code::CLIENT_INVALID_OPERATION))?;
                     check_write(&key[..body], param.len())?;
                 }
                 MutationType::SetVersionstampedValue => {
-                    let body = param.len().checked_sub(4).ok_or(err(code::CLIENT_INVALID_OPERATION))?;
+                    let body = param
+                        .len()
+                        .checked_sub(4)
+                        .ok_or(err(code::CLIENT_INVALID_OPERATION))?;
                     check_write(key, body)?;
                 }
                 _ => check_write(key, param.len())?,
@@ -567,7 +632,12 @@ impl Transaction for EmbeddedTransaction {
         })
     }
 
-    fn add_conflict_range(&self, begin: &[u8], end: &[u8], kind: ConflictRangeType) -> FdbResult<()> {
+    fn add_conflict_range(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        kind: ConflictRangeType,
+    ) -> FdbResult<()> {
         let mut st = self.lock();
         st.check_usable(self.now())?;
         if begin > end {
@@ -613,11 +683,15 @@ impl Transaction for EmbeddedTransaction {
             if !error.is_retryable() {
                 return Err(error);
             }
-            if st.timed_out(self.now()) {
-                st.status = Status::Cancelled;
+            if st.status == Status::TimedOut || st.timed_out(self.now()) {
+                st.status = Status::TimedOut;
                 return Err(err(code::TRANSACTION_TIMED_OUT));
             }
-            if st.persistent.retry_limit.is_some_and(|limit| st.retries >= limit) {
+            if st
+                .persistent
+                .retry_limit
+                .is_some_and(|limit| st.retries >= limit)
+            {
                 return Err(error);
             }
             st.retries += 1;
@@ -632,9 +706,7 @@ impl Transaction for EmbeddedTransaction {
 
     fn reset(&self) {
         let now = self.now();
-        let mut st = self.lock();
-        let persistent = st.persistent;
-        *st = TxState::new(now, persistent);
+        *self.lock() = TxState::new(now, PersistentOptions::default());
     }
 
     fn cancel(&self) {

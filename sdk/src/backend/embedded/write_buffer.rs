@@ -3,9 +3,9 @@
 
 use super::atomic;
 use super::intervals::{ByteBounds, IntervalSet};
-use std::ops::Bound::{Excluded, Included};
 use crate::kv::{key_after, FdbError, MutationType};
 use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Included};
 
 /// One buffered write, applied in order at commit.
 #[derive(Clone, Debug)]
@@ -55,10 +55,12 @@ impl WriteBuffer {
     }
 
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
-        self.entries.insert(key.to_vec(), Entry::Known(Some(value.to_vec())));
+        self.entries
+            .insert(key.to_vec(), Entry::Known(Some(value.to_vec())));
         self.write_conflicts.insert(key, &key_after(key));
         self.mutation_bytes += key.len() + value.len();
-        self.mutations.push(Mutation::Set(key.to_vec(), value.to_vec()));
+        self.mutations
+            .push(Mutation::Set(key.to_vec(), value.to_vec()));
     }
 
     pub(crate) fn clear(&mut self, key: &[u8]) {
@@ -72,18 +74,28 @@ impl WriteBuffer {
         if begin >= end {
             return;
         }
-        let inside: Vec<Vec<u8>> = self.entries.range::<[u8], ByteBounds>((Included(begin), Excluded(end))).map(|(k, _)| k.clone()).collect();
+        let inside: Vec<Vec<u8>> = self
+            .entries
+            .range::<[u8], ByteBounds>((Included(begin), Excluded(end)))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in inside {
             self.entries.remove(&k);
         }
         self.cleared.insert(begin, end);
         self.write_conflicts.insert(begin, end);
         self.mutation_bytes += begin.len() + end.len();
-        self.mutations.push(Mutation::ClearRange(begin.to_vec(), end.to_vec()));
+        self.mutations
+            .push(Mutation::ClearRange(begin.to_vec(), end.to_vec()));
     }
 
     /// Buffers an atomic mutation. Versionstamp templates must already be validated.
-    pub(crate) fn atomic(&mut self, key: &[u8], param: &[u8], op: MutationType) -> Result<(), FdbError> {
+    pub(crate) fn atomic(
+        &mut self,
+        key: &[u8],
+        param: &[u8],
+        op: MutationType,
+    ) -> Result<(), FdbError> {
         match op {
             MutationType::SetVersionstampedKey => {
                 let (low, high) = versionstamp_key_range(key)?;
@@ -103,7 +115,9 @@ impl WriteBuffer {
                         Entry::Pending(ops)
                     }
                     Some(Entry::Unreadable) => Entry::Unreadable,
-                    None if self.cleared.contains(key) => Entry::Known(atomic::apply(op, None, param)),
+                    None if self.cleared.contains(key) => {
+                        Entry::Known(atomic::apply(op, None, param))
+                    }
                     None => Entry::Pending(vec![(op, param.to_vec())]),
                 };
                 self.entries.insert(key.to_vec(), next);
@@ -111,7 +125,8 @@ impl WriteBuffer {
             }
         }
         self.mutation_bytes += key.len() + param.len();
-        self.mutations.push(Mutation::Atomic(op, key.to_vec(), param.to_vec()));
+        self.mutations
+            .push(Mutation::Atomic(op, key.to_vec(), param.to_vec()));
         Ok(())
     }
 
@@ -153,8 +168,14 @@ impl WriteBuffer {
         if begin >= end {
             return Box::new(std::iter::empty());
         }
-        let range = self.entries.range::<[u8], ByteBounds>((Included(begin), Excluded(end)));
-        if reverse { Box::new(range.rev()) } else { Box::new(range) }
+        let range = self
+            .entries
+            .range::<[u8], ByteBounds>((Included(begin), Excluded(end)));
+        if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        }
     }
 }
 
@@ -166,7 +187,10 @@ fn versionstamp_key_range(template: &[u8]) -> Result<(Vec<u8>, Vec<u8>), FdbErro
 }
 
 /// Applies buffered mutations to a stored value.
-pub(crate) fn apply_pending(mut value: Option<Vec<u8>>, ops: &[(MutationType, Vec<u8>)]) -> Option<Vec<u8>> {
+pub(crate) fn apply_pending(
+    mut value: Option<Vec<u8>>,
+    ops: &[(MutationType, Vec<u8>)],
+) -> Option<Vec<u8>> {
     for (op, param) in ops {
         value = atomic::apply(*op, value.as_deref(), param);
     }

@@ -1,0 +1,396 @@
+//! Versionstamped keys and values.
+
+use crate::harness::*;
+use fdb_records::kv::code::*;
+use fdb_records::kv::{strinc, Committed, MutationType, Transaction};
+use foundationdb_tuple::{Subspace, Versionstamp};
+use futures::executor::block_on;
+use futures::future::join_all;
+use std::collections::{BTreeMap, HashSet};
+
+conformance!(
+    versionstamped_key_and_value_store_the_commit_versionstamp,
+    versionstamps_increase_across_sequential_commits,
+    versionstamps_are_unique_across_concurrent_commits,
+    versionstamped_writes_are_unreadable_in_their_transaction,
+    invalid_versionstamp_offset_fails_at_commit,
+    versionstamped_key_conflicts_with_a_read_of_its_range,
+);
+
+/// `body` with a 10-byte placeholder at `pos`, then the 4-byte little-endian offset.
+fn template(head: &[u8], tail: &[u8]) -> Vec<u8> {
+    let mut t = head.to_vec();
+    t.extend([0u8; 10]);
+    t.extend_from_slice(tail);
+    t.extend((head.len() as u32).to_le_bytes());
+    t
+}
+
+fn filled(head: &[u8], stamp: &[u8; 10], tail: &[u8]) -> Vec<u8> {
+    [head, &stamp[..], tail].concat()
+}
+
+pub fn versionstamped_key_and_value_store_the_commit_versionstamp<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let sub = Subspace::from_bytes(h.k("tuple/"));
+        let key_template = sub.pack_with_versionstamp(&("key", Versionstamp::incomplete(7)));
+        let value_template =
+            foundationdb_tuple::pack_with_versionstamp(&("value", Versionstamp::incomplete(9)));
+        let raw_head = h.k("raw/");
+        let t = tx(&db);
+        t.atomic_op(&key_template, b"kv", MutationType::SetVersionstampedKey);
+        t.atomic_op(
+            &h.k("tuple-value"),
+            &value_template,
+            MutationType::SetVersionstampedValue,
+        );
+        t.atomic_op(
+            &template(&raw_head, b"/tail"),
+            b"raw",
+            MutationType::SetVersionstampedKey,
+        );
+        t.atomic_op(
+            &h.k("raw-value"),
+            &template(b"head", b"tail"),
+            MutationType::SetVersionstampedValue,
+        );
+        t.atomic_op(
+            &h.k("stamp-only"),
+            &template(b"", b""),
+            MutationType::SetVersionstampedValue,
+        );
+        let committed = t.commit().await.expect("versionstamped writes commit");
+        let stamp = committed
+            .versionstamp
+            .expect("a writing commit has a versionstamp");
+        assert!(committed.version > 0);
+        assert_eq!(
+            stamp_version(&stamp),
+            committed.version,
+            "the first 8 bytes are the big-endian commit version"
+        );
+        assert_eq!(t.committed_versionstamp(), Some(stamp));
+
+        // Tuple-encoded key: the placeholder replaced, the user version kept.
+        let stored = scan_prefix(&db, sub.bytes()).await;
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        let (name, vs): (String, Versionstamp) = sub.unpack(&stored[0].key).expect("tuple key");
+        assert_eq!(name, "key");
+        assert!(vs.is_complete());
+        assert_eq!(vs.transaction_version(), &stamp[..]);
+        assert_eq!(vs.user_version(), 7);
+        assert_eq!(
+            stored[0].key,
+            sub.pack(&("key", Versionstamp::complete(stamp, 7)))
+        );
+        assert_eq!(stored[0].value, b"kv".to_vec());
+
+        // Tuple-encoded value.
+        let value = get(&db, &h.k("tuple-value"))
+            .await
+            .expect("versionstamped value");
+        let (name, vs): (String, Versionstamp) =
+            foundationdb_tuple::unpack(&value).expect("tuple value");
+        assert_eq!(name, "value");
+        assert_eq!(vs.transaction_version(), &stamp[..]);
+        assert_eq!(vs.user_version(), 9);
+
+        // Raw templates: offset suffix removed, surrounding bytes intact.
+        assert_eq!(
+            get(&db, &filled(&raw_head, &stamp, b"/tail")).await,
+            Some(b"raw".to_vec())
+        );
+        assert_eq!(
+            get(&db, &h.k("raw-value")).await,
+            Some(filled(b"head", &stamp, b"tail"))
+        );
+        assert_eq!(get(&db, &h.k("stamp-only")).await, Some(stamp.to_vec()));
+        assert_eq!(scan_prefix(&db, &raw_head).await.len(), 1);
+    });
+}
+
+pub fn versionstamps_increase_across_sequential_commits<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let mut previous: Option<Committed> = None;
+        let mut stamps = Vec::new();
+        for i in 0..10u8 {
+            let t = tx(&db);
+            t.atomic_op(
+                &template(&h.k("seq/"), b""),
+                &[i],
+                MutationType::SetVersionstampedKey,
+            );
+            if i % 2 == 0 {
+                // Mixed with ordinary writes.
+                t.set(&h.k("plain"), &[i]);
+            }
+            let c = t.commit().await.unwrap();
+            let stamp = c.versionstamp.expect("versionstamp");
+            assert_eq!(stamp_version(&stamp), c.version);
+            if let Some(p) = previous {
+                assert!(c.version > p.version, "commit versions increase");
+                assert!(
+                    stamp > p.versionstamp.unwrap(),
+                    "versionstamps increase: {stamp:02x?} after {:02x?}",
+                    p.versionstamp
+                );
+            }
+            previous = Some(c);
+            stamps.push(stamp);
+        }
+        // Stored in commit order.
+        let stored = scan_prefix(&db, &h.k("seq/")).await;
+        let values: Vec<u8> = stored.iter().map(|kv| kv.value[0]).collect();
+        assert_eq!(values, (0..10).collect::<Vec<u8>>());
+        for (kv, stamp) in stored.iter().zip(&stamps) {
+            assert_eq!(kv.key, filled(&h.k("seq/"), stamp, b""));
+        }
+        // A read-only commit has neither version nor versionstamp.
+        let t = tx(&db);
+        t.get(&h.k("plain"), false).await.unwrap();
+        let c = t.commit().await.unwrap();
+        assert_eq!(c.version, -1);
+        assert_eq!(c.versionstamp, None);
+        assert_eq!(t.committed_versionstamp(), None);
+    });
+}
+
+pub fn versionstamps_are_unique_across_concurrent_commits<H: Harness>(h: &H) {
+    const THREADS: usize = 4;
+    const FUTURES: usize = 16;
+    let db = h.db();
+    let before = block_on(put(&db, &h.k("before"), b"x"));
+    let key_head = h.k("c/");
+    let results: Vec<(usize, Committed)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let db = h.db();
+                let key_head = &key_head;
+                s.spawn(move || {
+                    block_on(join_all((0..FUTURES).map(|i| {
+                        let db = db.clone();
+                        let id = thread * FUTURES + i;
+                        async move {
+                            let t = tx(&db);
+                            let id_bytes = (id as u32).to_be_bytes();
+                            t.atomic_op(
+                                &template(key_head, b""),
+                                &id_bytes,
+                                MutationType::SetVersionstampedKey,
+                            );
+                            t.atomic_op(
+                                &h.k(&format!("v/{id:03}")),
+                                &template(b"", b""),
+                                MutationType::SetVersionstampedValue,
+                            );
+                            t.atomic_op(&h.k("count"), &le(1, 8), MutationType::Add);
+                            (id, t.commit().await.expect("versionstamped commit"))
+                        }
+                    })))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker thread"))
+            .collect()
+    });
+    let after = block_on(put(&db, &h.k("after"), b"x"));
+    let total = THREADS * FUTURES;
+    assert_eq!(results.len(), total);
+
+    let mut by_stamp = BTreeMap::new();
+    for (id, c) in &results {
+        let stamp = c.versionstamp.expect("versionstamp");
+        assert_eq!(stamp_version(&stamp), c.version);
+        assert!(stamp > before.versionstamp.unwrap() && stamp < after.versionstamp.unwrap());
+        assert!(
+            by_stamp.insert(stamp, *id).is_none(),
+            "duplicate versionstamp {stamp:02x?}"
+        );
+    }
+    // Commits sharing a version (one batch) differ in the batch-order bytes.
+    let versions: HashSet<i64> = results.iter().map(|(_, c)| c.version).collect();
+    println!(
+        "[{}] {total} concurrent commits in {} versions",
+        H::NAME,
+        versions.len()
+    );
+
+    block_on(async {
+        assert_eq!(
+            get(&db, &h.k("count")).await.map(|v| le_i64(&v)),
+            Some(total as i64)
+        );
+        let stored = scan_prefix(&db, &key_head).await;
+        assert_eq!(stored.len(), total, "one key per commit");
+        for (kv, (stamp, id)) in stored.iter().zip(&by_stamp) {
+            assert_eq!(kv.key, filled(&key_head, stamp, b""));
+            assert_eq!(
+                kv.value,
+                (*id as u32).to_be_bytes().to_vec(),
+                "key order = versionstamp order"
+            );
+        }
+        for (stamp, id) in &by_stamp {
+            assert_eq!(
+                get(&db, &h.k(&format!("v/{id:03}"))).await,
+                Some(stamp.to_vec())
+            );
+        }
+    });
+}
+
+pub fn versionstamped_writes_are_unreadable_in_their_transaction<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        put_all(
+            &db,
+            &[h.kv("v", b"old"), h.kv("other", b"o"), h.kv("vk0", b"o")],
+        )
+        .await;
+        let (v, vk) = (h.k("v"), h.k("vk/"));
+        let t = tx(&db);
+        t.atomic_op(
+            &v,
+            &template(b"", b""),
+            MutationType::SetVersionstampedValue,
+        );
+        assert_eq!(
+            code(t.get(&v, false).await),
+            ACCESSED_UNREADABLE,
+            "get of a versionstamped value"
+        );
+        assert_eq!(
+            code(range(&t, &h.k("u"), &h.k("w"), None, false, false).await),
+            ACCESSED_UNREADABLE,
+            "range over a versionstamped value"
+        );
+        t.atomic_op(
+            &template(&vk, b""),
+            b"x",
+            MutationType::SetVersionstampedKey,
+        );
+        assert_eq!(
+            code(range(&t, &vk, &strinc(&vk), None, false, false).await),
+            ACCESSED_UNREADABLE,
+            "range that may hold the versionstamped key"
+        );
+        // Reads elsewhere are unaffected, and the transaction still commits.
+        assert_eq!(
+            t.get(&h.k("other"), false).await.unwrap(),
+            Some(b"o".to_vec())
+        );
+        assert_eq!(
+            keys(
+                &range(&t, &h.k("vk0"), &h.k("vk1"), None, false, false)
+                    .await
+                    .unwrap()
+            ),
+            h.ks(&["vk0"])
+        );
+        let c = t.commit().await.expect("commit after unreadable reads");
+        let stamp = c.versionstamp.unwrap();
+        assert_eq!(get(&db, &v).await, Some(stamp.to_vec()));
+        assert_eq!(
+            keys(&scan_prefix(&db, &vk).await),
+            vec![filled(&vk, &stamp, b"")]
+        );
+    });
+}
+
+pub fn invalid_versionstamp_offset_fails_at_commit<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let mut past_end = h.k("bad/");
+        past_end.extend([0u8; 10]);
+        let offset = (past_end.len() - 9) as u32;
+        past_end.extend(offset.to_le_bytes());
+        let cases: Vec<(Vec<u8>, Vec<u8>, MutationType, &str)> = vec![
+            (
+                past_end,
+                b"x".to_vec(),
+                MutationType::SetVersionstampedKey,
+                "key placeholder past the end",
+            ),
+            (
+                h.k("bad-value"),
+                vec![0, 0, 0],
+                MutationType::SetVersionstampedValue,
+                "value shorter than 4 bytes",
+            ),
+            (
+                h.k("bad-value"),
+                [vec![0u8; 9], 0u32.to_le_bytes().to_vec()].concat(),
+                MutationType::SetVersionstampedValue,
+                "value placeholder longer than the value",
+            ),
+            (
+                h.k("bad-value"),
+                [vec![0u8; 12], 3u32.to_le_bytes().to_vec()].concat(),
+                MutationType::SetVersionstampedValue,
+                "value placeholder past the end",
+            ),
+        ];
+        for (key, param, op, what) in cases {
+            let t = tx(&db);
+            t.set(&h.k("side-effect"), b"x");
+            t.atomic_op(&key, &param, op);
+            assert_eq!(code(t.commit().await), CLIENT_INVALID_OPERATION, "{what}");
+        }
+        assert_eq!(
+            scan_prefix(&db, h.prefix()).await,
+            vec![],
+            "nothing committed"
+        );
+    });
+}
+
+pub fn versionstamped_key_conflicts_with_a_read_of_its_range<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let head = h.k("log/");
+        // A reader scans the (empty) log, a writer appends with a versionstamped key:
+        // the appended key lands inside the scanned range, so the reader conflicts.
+        let t1 = reader(&db).await;
+        let seen = range(&t1, &head, &strinc(&head), None, false, false)
+            .await
+            .unwrap();
+        assert!(seen.is_empty());
+        let t2 = tx(&db);
+        t2.atomic_op(
+            &template(&head, b""),
+            b"entry",
+            MutationType::SetVersionstampedKey,
+        );
+        t2.commit().await.unwrap();
+        t1.set(&h.k("marker"), b"x");
+        assert_eq!(code(t1.commit().await), NOT_COMMITTED);
+        // Two versionstamped appends never conflict with each other.
+        let a = reader(&db).await;
+        let b = reader(&db).await;
+        a.atomic_op(
+            &template(&head, b""),
+            b"a",
+            MutationType::SetVersionstampedKey,
+        );
+        b.atomic_op(
+            &template(&head, b""),
+            b"b",
+            MutationType::SetVersionstampedKey,
+        );
+        a.commit().await.expect("append a");
+        b.commit().await.expect("append b");
+        let values: Vec<_> = scan_prefix(&db, &head)
+            .await
+            .into_iter()
+            .map(|kv| kv.value)
+            .collect();
+        assert_eq!(
+            values,
+            vec![b"entry".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
+    });
+}
