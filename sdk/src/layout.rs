@@ -1,0 +1,469 @@
+//! THE key layout of a record store: every key the SDK writes under a store's
+//! [`Subspace`] is built here, and nowhere else. All keys are FoundationDB tuples.
+//! The layout is part of the on-disk format ([`FORMAT_VERSION`]); golden-byte tests
+//! pin it, so any change is deliberate.
+//!
+//! | key (under the store subspace) | value | what |
+//! |---|---|---|
+//! | `(0,)` | `StoreHeader` protobuf | [store header](crate::store): format/metadata/user versions, index set, former indexes |
+//! | `(1, (pk...), 0)` | record bytes | an unsplit record |
+//! | `(1, (pk...), n)` for `n >= 1` | chunk `n` | a record split across keys (values > 100 kB) |
+//! | `(1, (pk...), -1)` | versionstamp | the record's version, next to its data |
+//! | `(2, index, values..., (pk...))` | empty | a VALUE (or VERSION) index entry |
+//! | `(2, index, group...)` | aggregate | a COUNT/SUM/MIN_EVER/MAX_EVER index's value for one group |
+//! | `(3, index, ...)` | maintainer-defined | an index's secondary space (private to its maintainer) |
+//! | `(4,)` and `(4, ...)` | little-endian `i64` | record counts (atomic adds) |
+//! | `(5, index)` | state byte | state of a *non-readable* index (absent = readable) |
+//! | `(6, index, ...)` | range set | built ranges of an index being built online |
+//! | `(7, index, values..., (pk...))` | empty | a uniqueness violation found by an online build |
+//! | `(8, ...)` | — | reserved (Apple's legacy record-version space; versions live at suffix `-1`) |
+//! | `(9, index, ...)` | builder-defined | online index build bookkeeping (scanned counts, builder lease) |
+//!
+//! Numbering follows Apple's FDB Record Layer. Two deliberate differences:
+//!
+//! * **The primary key is a nested tuple** in record keys: `(1, (pk...), suffix)`, not
+//!   Apple's `(1, pk..., suffix)`. Flattened, record `(1)`'s chunk 1 is `(1, 1, 1)`,
+//!   a prefix of record `(1, 1)`'s unsplit key `(1, 1, 1, 0)`, and a prefix scan of
+//!   record `(1)` (everything under `(1, 1)`) also returns every record `(1, x, ...)`.
+//!   Nested, the primary key is closed by its terminator byte, so one record's range
+//!   `(1, (pk...))` holds exactly its own keys; nested tuples sort like their elements,
+//!   so scans still come out in primary-key order.
+//! * **Index entries also end with the nested primary key**, `(2, index, values...,
+//!   (pk...))`: the split between indexed values and primary key is visible in the
+//!   bytes, without the index definition (the explain helper, the consistency checker
+//!   and tools can parse entries of an index whose definition they do not know), a
+//!   uniqueness check is one range read of `(2, index, values...)` whose entries each
+//!   end in exactly one pk element, and a prefix scan over leading values still works.
+//!   The cost is two bytes per entry.
+//!
+//! Record versions sit at suffix `-1` inside the record's own range, so one range read
+//! loads a record with its version and one range clear deletes both.
+
+use crate::key_expression::KeyTuple;
+use crate::metadata::{IndexType, RecordMetaData};
+use foundationdb_tuple::{Element, Subspace};
+use std::fmt;
+
+/// Version of the on-disk format described by this module.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// First element of each of the store's sub-spaces.
+pub mod space {
+    pub const HEADER: i64 = 0;
+    pub const RECORDS: i64 = 1;
+    pub const INDEX: i64 = 2;
+    pub const INDEX_SECONDARY: i64 = 3;
+    pub const RECORD_COUNT: i64 = 4;
+    pub const INDEX_STATE: i64 = 5;
+    pub const INDEX_RANGE: i64 = 6;
+    pub const INDEX_UNIQUENESS_VIOLATIONS: i64 = 7;
+    /// Reserved: never written.
+    pub const RESERVED_RECORD_VERSIONS: i64 = 8;
+    pub const INDEX_BUILD: i64 = 9;
+}
+
+/// Record-key suffixes (the last element of `(1, (pk...), suffix)`).
+pub mod suffix {
+    /// The record's version (versionstamp).
+    pub const VERSION: i64 = -1;
+    /// A record stored in one value.
+    pub const UNSPLIT: i64 = 0;
+    /// First chunk of a split record; chunks are numbered `1..=n`.
+    pub const FIRST_CHUNK: i64 = 1;
+}
+
+/// The keys of one record store, under its subspace.
+///
+/// ```
+/// use fdb_records::layout::StoreLayout;
+/// use foundationdb_tuple::{Element, Subspace};
+/// let layout = StoreLayout::new(Subspace::from_bytes(b"S".to_vec()));
+/// // record ("alice") unsplit: S, 1, ("alice"), 0
+/// assert_eq!(layout.record_key(&[Element::String("alice".into())], 0), b"S\x15\x01\x05\x02alice\x00\x00\x14");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreLayout {
+    store: Subspace,
+}
+
+fn owned(pk: &[Element<'_>]) -> Element<'static> {
+    Element::Tuple(pk.iter().cloned().map(Element::into_owned).collect())
+}
+
+fn index_name(name: &str) -> Element<'static> {
+    Element::String(name.to_string().into())
+}
+
+impl StoreLayout {
+    /// The layout of a store living under `store`.
+    pub fn new(store: Subspace) -> Self {
+        StoreLayout { store }
+    }
+    /// The store's subspace.
+    pub fn store(&self) -> &Subspace {
+        &self.store
+    }
+    /// `(0,)`: the store header.
+    pub fn header_key(&self) -> Vec<u8> {
+        self.store.pack(&(space::HEADER,))
+    }
+    /// `(1,)`: all records.
+    pub fn records(&self) -> Subspace {
+        self.store.subspace(&(space::RECORDS,))
+    }
+    /// `(1, (pk...))`: every key of one record (data, chunks, version).
+    pub fn record(&self, pk: &[Element<'_>]) -> Subspace {
+        self.records().subspace(&(owned(pk),))
+    }
+    /// `(1, (pk...), suffix)`: see [`suffix`].
+    pub fn record_key(&self, pk: &[Element<'_>], suffix: i64) -> Vec<u8> {
+        self.record(pk).pack(&suffix)
+    }
+    /// `(1, (pk...), -1)`: the record's version.
+    pub fn record_version_key(&self, pk: &[Element<'_>]) -> Vec<u8> {
+        self.record_key(pk, suffix::VERSION)
+    }
+    /// `(2, index)`: all entries of one index.
+    pub fn index(&self, index: &str) -> Subspace {
+        self.store.subspace(&(space::INDEX, index_name(index)))
+    }
+    /// `(2, index, values..., (pk...))`: one VALUE/VERSION index entry.
+    pub fn index_entry_key(
+        &self,
+        index: &str,
+        values: &[Element<'_>],
+        pk: &[Element<'_>],
+    ) -> Vec<u8> {
+        let mut tuple: Vec<Element<'static>> =
+            values.iter().cloned().map(Element::into_owned).collect();
+        tuple.push(owned(pk));
+        self.index(index).pack(&tuple)
+    }
+    /// `(2, index, group...)`: one aggregate index value.
+    pub fn index_group_key(&self, index: &str, group: &[Element<'_>]) -> Vec<u8> {
+        self.index(index).pack(
+            &group
+                .iter()
+                .cloned()
+                .map(Element::into_owned)
+                .collect::<Vec<_>>(),
+        )
+    }
+    /// `(3, index)`: an index maintainer's private space.
+    pub fn index_secondary(&self, index: &str) -> Subspace {
+        self.store
+            .subspace(&(space::INDEX_SECONDARY, index_name(index)))
+    }
+    /// `(4,)`: the store-wide record count.
+    pub fn record_count_key(&self) -> Vec<u8> {
+        self.store.pack(&(space::RECORD_COUNT,))
+    }
+    /// `(4,)` as a subspace (for grouped counts).
+    pub fn record_counts(&self) -> Subspace {
+        self.store.subspace(&(space::RECORD_COUNT,))
+    }
+    /// `(5,)`: all index states.
+    pub fn index_states(&self) -> Subspace {
+        self.store.subspace(&(space::INDEX_STATE,))
+    }
+    /// `(5, index)`: one index's state (absent = readable).
+    pub fn index_state_key(&self, index: &str) -> Vec<u8> {
+        self.index_states().pack(&index_name(index))
+    }
+    /// `(6, index)`: built ranges of an online index build.
+    pub fn index_range(&self, index: &str) -> Subspace {
+        self.store
+            .subspace(&(space::INDEX_RANGE, index_name(index)))
+    }
+    /// `(7, index)`: uniqueness violations of one index.
+    pub fn index_uniqueness_violations(&self, index: &str) -> Subspace {
+        self.store
+            .subspace(&(space::INDEX_UNIQUENESS_VIOLATIONS, index_name(index)))
+    }
+    /// `(9, index)`: online build bookkeeping of one index.
+    pub fn index_build(&self, index: &str) -> Subspace {
+        self.store
+            .subspace(&(space::INDEX_BUILD, index_name(index)))
+    }
+    /// Every subspace holding data of `index` (what removing the index clears).
+    pub fn index_data_subspaces(&self, index: &str) -> Vec<Subspace> {
+        vec![
+            self.index(index),
+            self.index_secondary(index),
+            self.index_range(index),
+            self.index_uniqueness_violations(index),
+            self.index_build(index),
+        ]
+    }
+
+    /// Says where a raw key belongs: see [`KeyInfo`]. With `metadata`, index entries
+    /// are decoded according to the index's type (aggregate vs entry).
+    ///
+    /// ```
+    /// use fdb_records::layout::{KeyInfo, RecordPart, StoreLayout};
+    /// use foundationdb_tuple::{Element, Subspace};
+    /// let layout = StoreLayout::new(Subspace::from(("app", 7)));
+    /// let key = layout.record_key(&[Element::Int(42)], 0);
+    /// let info = layout.explain_key(&key, None);
+    /// assert_eq!(info, KeyInfo::Record { primary_key: vec![Element::Int(42)], part: RecordPart::Unsplit });
+    /// assert_eq!(info.to_string(), "record (42) [unsplit data]");
+    /// ```
+    pub fn explain_key(&self, key: &[u8], metadata: Option<&RecordMetaData>) -> KeyInfo {
+        if !self.store.is_start_of(key) {
+            return KeyInfo::NotInStore;
+        }
+        let rest = &key[self.store.bytes().len()..];
+        let Ok(elements) = foundationdb_tuple::unpack::<Vec<Element<'_>>>(rest) else {
+            return KeyInfo::Unknown { raw: rest.to_vec() };
+        };
+        let elements: Vec<Element<'static>> =
+            elements.into_iter().map(Element::into_owned).collect();
+        let unknown = || KeyInfo::Unknown { raw: rest.to_vec() };
+        let string = |e: Option<&Element<'_>>| e.and_then(Element::as_str).map(str::to_string);
+        let Some(space) = elements.first().and_then(Element::as_i64) else {
+            return unknown();
+        };
+        let tail = |n: usize| {
+            elements
+                .get(n..)
+                .map(<[Element<'static>]>::to_vec)
+                .unwrap_or_default()
+        };
+        match space {
+            space::HEADER if elements.len() == 1 => KeyInfo::Header,
+            space::RECORDS => match (
+                elements.get(1),
+                elements.get(2).and_then(Element::as_i64),
+                elements.len(),
+            ) {
+                (Some(Element::Tuple(pk)), Some(s), 3) => {
+                    let part = match s {
+                        suffix::VERSION => RecordPart::Version,
+                        suffix::UNSPLIT => RecordPart::Unsplit,
+                        n if n >= suffix::FIRST_CHUNK => RecordPart::Chunk(n as u64),
+                        _ => return unknown(),
+                    };
+                    KeyInfo::Record {
+                        primary_key: pk.clone(),
+                        part,
+                    }
+                }
+                _ => unknown(),
+            },
+            space::INDEX => {
+                let Some(index) = string(elements.get(1)) else {
+                    return unknown();
+                };
+                let index_type = metadata.and_then(|m| m.index(&index)).map(|i| i.index_type);
+                let mut rest = tail(2);
+                let aggregate = match index_type {
+                    Some(t) => t.is_aggregate(),
+                    None => !matches!(rest.last(), Some(Element::Tuple(_))),
+                };
+                if aggregate {
+                    return KeyInfo::IndexAggregate { index, group: rest };
+                }
+                match rest.pop() {
+                    Some(Element::Tuple(pk)) => KeyInfo::IndexEntry {
+                        known: index_type.is_some(),
+                        is_version_index: index_type == Some(IndexType::Version),
+                        index,
+                        values: rest,
+                        primary_key: pk,
+                    },
+                    _ => unknown(),
+                }
+            }
+            space::INDEX_SECONDARY => match string(elements.get(1)) {
+                Some(index) => KeyInfo::IndexSecondary {
+                    index,
+                    rest: tail(2),
+                },
+                None => unknown(),
+            },
+            space::RECORD_COUNT => KeyInfo::RecordCount { group: tail(1) },
+            space::INDEX_STATE => match (string(elements.get(1)), elements.len()) {
+                (Some(index), 2) => KeyInfo::IndexState { index },
+                _ => unknown(),
+            },
+            space::INDEX_RANGE => match string(elements.get(1)) {
+                Some(index) => KeyInfo::IndexBuiltRange {
+                    index,
+                    rest: tail(2),
+                },
+                None => unknown(),
+            },
+            space::INDEX_UNIQUENESS_VIOLATIONS => match string(elements.get(1)) {
+                Some(index) => {
+                    let mut rest = tail(2);
+                    match rest.pop() {
+                        Some(Element::Tuple(pk)) => KeyInfo::UniquenessViolation {
+                            index,
+                            values: rest,
+                            primary_key: pk,
+                        },
+                        _ => unknown(),
+                    }
+                }
+                None => unknown(),
+            },
+            space::INDEX_BUILD => match string(elements.get(1)) {
+                Some(index) => KeyInfo::IndexBuild {
+                    index,
+                    rest: tail(2),
+                },
+                None => unknown(),
+            },
+            _ => unknown(),
+        }
+    }
+}
+
+/// Which part of a record a record key holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordPart {
+    /// The whole record, in one value.
+    Unsplit,
+    /// Chunk `n` (1-based) of a split record.
+    Chunk(u64),
+    /// The record's version.
+    Version,
+}
+
+/// What a raw key is, as told by [`StoreLayout::explain_key`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyInfo {
+    /// Not under the store's subspace.
+    NotInStore,
+    /// The store header.
+    Header,
+    /// Part of a record.
+    Record {
+        primary_key: KeyTuple,
+        part: RecordPart,
+    },
+    /// An entry of a VALUE/VERSION index (`known`: the metadata defines the index).
+    IndexEntry {
+        index: String,
+        values: KeyTuple,
+        primary_key: KeyTuple,
+        known: bool,
+        is_version_index: bool,
+    },
+    /// The aggregate of one group of a COUNT/SUM/MIN_EVER/MAX_EVER index.
+    IndexAggregate { index: String, group: KeyTuple },
+    /// A key in an index maintainer's private space.
+    IndexSecondary { index: String, rest: KeyTuple },
+    /// A record count.
+    RecordCount { group: KeyTuple },
+    /// The state of a non-readable index.
+    IndexState { index: String },
+    /// Online-build progress of an index.
+    IndexBuiltRange { index: String, rest: KeyTuple },
+    /// A recorded uniqueness violation.
+    UniquenessViolation {
+        index: String,
+        values: KeyTuple,
+        primary_key: KeyTuple,
+    },
+    /// Online-build bookkeeping.
+    IndexBuild { index: String, rest: KeyTuple },
+    /// Under the store's subspace but matching no layout entry (bytes after the prefix).
+    Unknown { raw: Vec<u8> },
+}
+
+/// Renders a tuple as `(a, "b", 3)`.
+pub struct DisplayTuple<'a>(pub &'a [Element<'a>]);
+
+impl fmt::Display for DisplayTuple<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(")?;
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match e {
+                Element::Nil => f.write_str("null")?,
+                Element::String(s) => write!(f, "{s:?}")?,
+                Element::Bytes(b) => write!(f, "b\"{}\"", crate::kv::printable(b))?,
+                Element::Int(i) => write!(f, "{i}")?,
+                Element::BigInt(i) => write!(f, "{i}")?,
+                Element::Float(x) => write!(f, "{x}")?,
+                Element::Double(x) => write!(f, "{x}")?,
+                Element::Bool(b) => write!(f, "{b}")?,
+                Element::Tuple(t) => write!(f, "{}", DisplayTuple(t))?,
+                Element::Uuid(u) => write!(f, "{u}")?,
+                Element::Versionstamp(v) => {
+                    write!(f, "versionstamp({})", crate::kv::printable(v.as_bytes()))?
+                }
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for KeyInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyInfo::NotInStore => f.write_str("not in this record store"),
+            KeyInfo::Header => f.write_str("store header"),
+            KeyInfo::Record { primary_key, part } => {
+                write!(f, "record {} ", DisplayTuple(primary_key))?;
+                match part {
+                    RecordPart::Unsplit => f.write_str("[unsplit data]"),
+                    RecordPart::Chunk(n) => write!(f, "[chunk {n}]"),
+                    RecordPart::Version => f.write_str("[version]"),
+                }
+            }
+            KeyInfo::IndexEntry {
+                index,
+                values,
+                primary_key,
+                known,
+                ..
+            } => {
+                write!(
+                    f,
+                    "index `{index}` entry {} -> record {}",
+                    DisplayTuple(values),
+                    DisplayTuple(primary_key)
+                )?;
+                if !known {
+                    f.write_str(" (index not in metadata)")?;
+                }
+                Ok(())
+            }
+            KeyInfo::IndexAggregate { index, group } => write!(
+                f,
+                "index `{index}` aggregate of group {}",
+                DisplayTuple(group)
+            ),
+            KeyInfo::IndexSecondary { index, rest } => {
+                write!(f, "index `{index}` secondary space {}", DisplayTuple(rest))
+            }
+            KeyInfo::RecordCount { group } => write!(f, "record count {}", DisplayTuple(group)),
+            KeyInfo::IndexState { index } => write!(f, "index `{index}` state"),
+            KeyInfo::IndexBuiltRange { index, rest } => {
+                write!(f, "index `{index}` built range {}", DisplayTuple(rest))
+            }
+            KeyInfo::UniquenessViolation {
+                index,
+                values,
+                primary_key,
+            } => write!(
+                f,
+                "index `{index}` uniqueness violation {} by record {}",
+                DisplayTuple(values),
+                DisplayTuple(primary_key)
+            ),
+            KeyInfo::IndexBuild { index, rest } => write!(
+                f,
+                "index `{index}` build bookkeeping {}",
+                DisplayTuple(rest)
+            ),
+            KeyInfo::Unknown { raw } => {
+                write!(f, "unknown key in store: {}", crate::kv::printable(raw))
+            }
+        }
+    }
+}

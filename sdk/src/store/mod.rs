@@ -1,0 +1,68 @@
+//! The record store's persistent scaffolding: the [header](header) (open, create,
+//! upgrade) and the [metadata store](metadata_store) (record metadata saved in the
+//! database by version).
+
+pub mod header;
+pub mod metadata_store;
+
+pub use header::{
+    open_store, IndexState, OpenOptions, OpenOutcome, OpenedStore, RecordStoreHeader,
+    StoreExistence,
+};
+pub use metadata_store::MetaDataStore;
+
+use crate::kv::{FdbError, RetryableError};
+use crate::metadata::evolution::EvolutionError;
+use crate::metadata::MetaDataError;
+
+/// Why opening a store or loading/saving metadata failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A FoundationDB error (retryable ones are retried by [`crate::kv::Database::run`]).
+    #[error(transparent)]
+    Fdb(#[from] FdbError),
+    /// The store was last opened with newer metadata: this process's schema is stale.
+    #[error("metadata version {given} is older than the store's metadata version {store}")]
+    MetadataTooOld { store: u32, given: u32 },
+    /// The given user version is older than the store's.
+    #[error("user version {given} is older than the store's user version {store}")]
+    UserVersionTooOld { store: u32, given: u32 },
+    /// The store was written by a newer SDK.
+    #[error("store format version {store} is newer than this SDK's {supported}")]
+    FormatTooNew { store: u32, supported: u32 },
+    /// Same metadata version, different index set: two different metadata share a version.
+    #[error("metadata version {version} does not match the store: indexes missing from metadata {missing:?}, unknown to the store {unexpected:?}")]
+    IndexSetMismatch {
+        version: u32,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
+    /// The header or an index state could not be decoded.
+    #[error("corrupt store header or index state: {0}")]
+    Corrupt(String),
+    /// The store holds data but has no header (it was not created by this SDK, or the header was cleared).
+    #[error("the store's subspace holds data but no header")]
+    DataWithoutHeader,
+    #[error("the record store does not exist")]
+    StoreDoesNotExist,
+    #[error("the record store already exists")]
+    StoreAlreadyExists,
+    /// Persisted metadata is invalid.
+    #[error(transparent)]
+    MetaData(#[from] MetaDataError),
+    /// A different metadata was already saved under this version.
+    #[error("a different metadata is already saved as version {version}")]
+    MetaDataVersionTaken { version: u32 },
+    /// The metadata is not a safe evolution of the latest saved one.
+    #[error("unsafe metadata evolution: {0:?}")]
+    Evolution(Vec<EvolutionError>),
+}
+
+impl RetryableError for StoreError {
+    fn fdb_error(&self) -> Option<FdbError> {
+        match self {
+            StoreError::Fdb(e) => Some(*e),
+            _ => None,
+        }
+    }
+}

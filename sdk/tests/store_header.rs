@@ -1,0 +1,497 @@
+//! Opening a record store: create, open, upgrade, refusals, conflicts; the metadata store.
+
+mod common;
+
+use fdb_records::backend::embedded::EmbeddedDatabase;
+use fdb_records::key_expression::field;
+use fdb_records::kv::{self, code, Database, FdbError, KeyValue, RangeOption, Transaction};
+use fdb_records::layout::StoreLayout;
+use fdb_records::metadata::{
+    Index, IndexType, RecordMetaData, RecordMetaDataBuilder, RecordTypeDef,
+};
+use fdb_records::store::{
+    open_store, IndexState, MetaDataStore, OpenOptions, OpenOutcome, OpenedStore,
+    RecordStoreHeader, StoreError, StoreExistence,
+};
+use foundationdb_tuple::{Element, Subspace};
+use futures::executor::block_on;
+
+const USER: &str = "examples.users.User";
+
+fn builder(version: u32) -> RecordMetaDataBuilder {
+    RecordMetaData::builder(common::example_pool())
+        .version(version)
+        .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
+}
+
+fn index(name: &str) -> Index {
+    Index::new(name, IndexType::Value, field("email")).on(USER)
+}
+
+fn subspace() -> Subspace {
+    Subspace::from(("app", "users"))
+}
+
+fn options() -> OpenOptions {
+    OpenOptions {
+        update_time: 1_700_000_000_000,
+        update_by: "test".into(),
+        ..OpenOptions::default()
+    }
+}
+
+async fn open(
+    db: &EmbeddedDatabase,
+    metadata: &RecordMetaData,
+    options: &OpenOptions,
+) -> Result<OpenedStore, StoreError> {
+    db.run(|tx, _| async move { open_store(&tx, subspace(), metadata, options).await })
+        .await
+}
+
+async fn dump(db: &EmbeddedDatabase) -> Vec<KeyValue> {
+    db.run(|tx, _| async move {
+        tx.get_range_all(RangeOption::from_keys(b"", b"\xff"), false)
+            .await
+    })
+    .await
+    .unwrap()
+}
+
+async fn put_record(db: &EmbeddedDatabase, id: i64) {
+    let key = StoreLayout::new(subspace()).record_key(&[Element::Int(id)], 0);
+    db.run(|tx, _| {
+        let key = key.clone();
+        async move {
+            tx.set(&key, b"record");
+            Ok::<_, FdbError>(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[test]
+fn create_then_open_writes_the_header_once() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let v1 = builder(1).index(index("by_email")).build().unwrap();
+        let created = open(&db, &v1, &options()).await.unwrap();
+        assert_eq!(created.outcome, OpenOutcome::Created);
+        assert_eq!(
+            created.header.format_version,
+            fdb_records::layout::FORMAT_VERSION
+        );
+        assert_eq!(created.header.metadata_version, 1);
+        assert_eq!(created.header.last_update_time, 1_700_000_000_000);
+        assert_eq!(created.header.last_update_by, "test");
+        assert_eq!(created.index_states["by_email"], IndexState::Readable);
+        let stored = dump(&db).await;
+        assert_eq!(stored.len(), 1, "only the header");
+        assert_eq!(
+            RecordStoreHeader::from_bytes(&stored[0].value).unwrap(),
+            created.header
+        );
+
+        // A second open reads the header and writes nothing: its transaction is read-only.
+        let outcome = kv::run(&db, |tx, _| {
+            let v1 = &v1;
+            async move { open_store(&tx, subspace(), v1, &options()).await }
+        })
+        .await
+        .unwrap();
+        assert_eq!(outcome.value.outcome, OpenOutcome::Opened);
+        assert_eq!(outcome.value.header, created.header);
+        assert_eq!(
+            outcome.committed.version, -1,
+            "a plain open commits no writes"
+        );
+    });
+}
+
+#[test]
+fn upgrade_on_an_empty_store_makes_new_indexes_readable_at_once() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        open(&db, &builder(1).build().unwrap(), &options())
+            .await
+            .unwrap();
+        let v2 = builder(2).index(index("by_email")).build().unwrap();
+        let upgraded = open(&db, &v2, &options()).await.unwrap();
+        assert_eq!(
+            upgraded.outcome,
+            OpenOutcome::Upgraded {
+                from_metadata_version: 1,
+                added_indexes: vec!["by_email".into()],
+                removed_indexes: vec![]
+            }
+        );
+        assert_eq!(upgraded.index_states["by_email"], IndexState::Readable);
+        assert_eq!(upgraded.header.indexes["by_email"], 2);
+    });
+}
+
+#[test]
+fn upgrade_with_records_makes_new_indexes_write_only() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        open(&db, &builder(1).build().unwrap(), &options())
+            .await
+            .unwrap();
+        put_record(&db, 1).await;
+        let v2 = builder(2).index(index("by_email")).build().unwrap();
+        let upgraded = open(&db, &v2, &options()).await.unwrap();
+        assert_eq!(upgraded.index_states["by_email"], IndexState::WriteOnly);
+        // The state is persisted under (5, "by_email").
+        let reopened = open(&db, &v2, &options()).await.unwrap();
+        assert_eq!(reopened.outcome, OpenOutcome::Opened);
+        assert_eq!(reopened.index_states["by_email"], IndexState::WriteOnly);
+        let layout = StoreLayout::new(subspace());
+        let state_key = layout.index_state_key("by_email");
+        assert!(dump(&db)
+            .await
+            .iter()
+            .any(|kv| kv.key == state_key && kv.value == [1]));
+    });
+}
+
+#[test]
+fn upgrade_clears_removed_indexes_and_remembers_them() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let v1 = builder(1)
+            .index(index("old"))
+            .index(index("kept"))
+            .build()
+            .unwrap();
+        open(&db, &v1, &options()).await.unwrap();
+        let layout = StoreLayout::new(subspace());
+        let pk = [Element::Int(1)];
+        let old_keys = vec![
+            layout.index_entry_key("old", &[Element::String("a".into())], &pk),
+            layout.index_secondary("old").pack(&(1,)),
+            layout.index_state_key("old"),
+            layout.index_range("old").pack(&(1,)),
+            layout.index_uniqueness_violations("old").pack(&(1,)),
+            layout.index_build("old").pack(&(1,)),
+        ];
+        let kept_key = layout.index_entry_key("kept", &[Element::String("a".into())], &pk);
+        let record_key = layout.record_key(&pk, 0);
+        let all: Vec<Vec<u8>> = old_keys
+            .iter()
+            .cloned()
+            .chain([kept_key.clone(), record_key.clone()])
+            .collect();
+        db.run(|tx, _| {
+            let all = all.clone();
+            async move {
+                for key in &all {
+                    tx.set(key, b"\x01");
+                }
+                Ok::<_, FdbError>(())
+            }
+        })
+        .await
+        .unwrap();
+
+        let v2 = builder(2)
+            .index(index("kept"))
+            .former_index("old", 2)
+            .build()
+            .unwrap();
+        let upgraded = open(&db, &v2, &options()).await.unwrap();
+        assert_eq!(
+            upgraded.outcome,
+            OpenOutcome::Upgraded {
+                from_metadata_version: 1,
+                added_indexes: vec![],
+                removed_indexes: vec!["old".into()]
+            }
+        );
+        assert_eq!(upgraded.header.former_indexes["old"], 2);
+        assert!(!upgraded.index_states.contains_key("old"));
+        let remaining: Vec<Vec<u8>> = dump(&db).await.into_iter().map(|kv| kv.key).collect();
+        for key in &old_keys {
+            assert!(
+                !remaining.contains(key),
+                "{} should be cleared",
+                layout.explain_key(key, None)
+            );
+        }
+        assert!(remaining.contains(&kept_key) && remaining.contains(&record_key));
+    });
+}
+
+#[test]
+fn older_metadata_is_refused_and_writes_nothing() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        open(&db, &builder(5).build().unwrap(), &options())
+            .await
+            .unwrap();
+        let before = dump(&db).await;
+        let v4 = builder(4).index(index("by_email")).build().unwrap();
+        let tx = db.create_transaction().unwrap();
+        let err = open_store(&tx, subspace(), &v4, &options())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::MetadataTooOld { store: 5, given: 4 }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "metadata version 4 is older than the store's metadata version 5"
+        );
+        // Even committing the failed transaction changes nothing.
+        assert_eq!(tx.commit().await.unwrap().version, -1);
+        assert_eq!(dump(&db).await, before);
+    });
+}
+
+#[test]
+fn user_versions_and_existence_checks() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let v1 = builder(1).build().unwrap();
+        let must_exist = OpenOptions {
+            existence: StoreExistence::MustExist,
+            ..options()
+        };
+        assert!(matches!(
+            open(&db, &v1, &must_exist).await,
+            Err(StoreError::StoreDoesNotExist)
+        ));
+        let with_user = |v| OpenOptions {
+            user_version: Some(v),
+            ..options()
+        };
+        assert_eq!(
+            open(&db, &v1, &with_user(3))
+                .await
+                .unwrap()
+                .header
+                .user_version,
+            3
+        );
+        let must_not = OpenOptions {
+            existence: StoreExistence::MustNotExist,
+            ..options()
+        };
+        assert!(matches!(
+            open(&db, &v1, &must_not).await,
+            Err(StoreError::StoreAlreadyExists)
+        ));
+        assert!(matches!(
+            open(&db, &v1, &with_user(2)).await,
+            Err(StoreError::UserVersionTooOld { store: 3, given: 2 })
+        ));
+        let bumped = open(&db, &v1, &with_user(4)).await.unwrap();
+        assert!(matches!(
+            bumped.outcome,
+            OpenOutcome::Upgraded {
+                from_metadata_version: 1,
+                ..
+            }
+        ));
+        assert_eq!(bumped.header.user_version, 4);
+        // None keeps the stored user version.
+        assert_eq!(
+            open(&db, &v1, &options())
+                .await
+                .unwrap()
+                .header
+                .user_version,
+            4
+        );
+    });
+}
+
+#[test]
+fn inconsistent_or_foreign_stores_are_refused() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        // Data but no header.
+        put_record(&db, 1).await;
+        let v1 = builder(1).build().unwrap();
+        assert!(matches!(
+            open(&db, &v1, &options()).await,
+            Err(StoreError::DataWithoutHeader)
+        ));
+
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        open(&db, &v1, &options()).await.unwrap();
+        // Same version, different index set: two metadata claim version 1.
+        let other_v1 = builder(1).index(index("by_email")).build().unwrap();
+        assert!(matches!(
+            open(&db, &other_v1, &options()).await,
+            Err(StoreError::IndexSetMismatch { version: 1, .. })
+        ));
+        // A header from a newer format.
+        let header_key = StoreLayout::new(subspace()).header_key();
+        let future = RecordStoreHeader {
+            format_version: 99,
+            metadata_version: 1,
+            ..RecordStoreHeader::default()
+        };
+        db.run(|tx, _| {
+            let (key, bytes) = (header_key.clone(), future.to_bytes());
+            async move {
+                tx.set(&key, &bytes);
+                Ok::<_, FdbError>(())
+            }
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            open(&db, &v1, &options()).await,
+            Err(StoreError::FormatTooNew {
+                store: 99,
+                supported: 1
+            })
+        ));
+        // Garbage header bytes.
+        db.run(|tx, _| {
+            let key = header_key.clone();
+            async move {
+                tx.set(&key, b"\xff\xff\xff");
+                Ok::<_, FdbError>(())
+            }
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            open(&db, &v1, &options()).await,
+            Err(StoreError::Corrupt(_))
+        ));
+    });
+}
+
+#[test]
+fn concurrent_opens_and_saves_do_not_conflict() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let v1 = builder(1).index(index("by_email")).build().unwrap();
+        open(&db, &v1, &options()).await.unwrap();
+        let layout = StoreLayout::new(subspace());
+        let (t1, t2) = (
+            db.create_transaction().unwrap(),
+            db.create_transaction().unwrap(),
+        );
+        for (tx, id) in [(&t1, 1), (&t2, 2)] {
+            let opened = open_store(tx, subspace(), &v1, &options()).await.unwrap();
+            assert_eq!(opened.outcome, OpenOutcome::Opened);
+            tx.set(&layout.record_key(&[Element::Int(id)], 0), b"r");
+        }
+        t1.commit().await.unwrap();
+        t2.commit()
+            .await
+            .expect("the header is not a hot key: two open+save transactions both commit");
+    });
+}
+
+#[test]
+fn an_upgrade_conflicts_with_concurrent_writers_of_the_old_metadata() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let v1 = builder(1).build().unwrap();
+        open(&db, &v1, &options()).await.unwrap();
+        let layout = StoreLayout::new(subspace());
+        let writer = db.create_transaction().unwrap();
+        open_store(&writer, subspace(), &v1, &options())
+            .await
+            .unwrap();
+        writer.set(&layout.record_key(&[Element::Int(1)], 0), b"r");
+
+        let v2 = builder(2).index(index("by_email")).build().unwrap();
+        let upgraded = open(&db, &v2, &options()).await.unwrap();
+        assert_eq!(
+            upgraded.index_states["by_email"],
+            IndexState::Readable,
+            "store was empty"
+        );
+        // The writer did not maintain by_email: it must retry under the new metadata.
+        let err = writer.commit().await.unwrap_err();
+        assert_eq!(err.code(), code::NOT_COMMITTED);
+    });
+}
+
+#[test]
+fn metadata_store_saves_and_loads_by_version() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let store = MetaDataStore::new(Subspace::from(("app", "metadata")));
+        let v1 = builder(1).index(index("by_email")).build().unwrap();
+        let v2 = builder(2)
+            .index(index("by_email"))
+            .index(index("by_email_2"))
+            .build()
+            .unwrap();
+        let save = |m: RecordMetaData, checked: bool| {
+            let store = store.clone();
+            let db = db.clone();
+            async move {
+                db.run(|tx, _| {
+                    let (store, m) = (&store, &m);
+                    async move {
+                        if checked {
+                            store.save_checked(&tx, m).await
+                        } else {
+                            store.save(&tx, m).await
+                        }
+                    }
+                })
+                .await
+            }
+        };
+        let latest = || {
+            let store = store.clone();
+            let db = db.clone();
+            async move {
+                db.run(|tx, _| {
+                    let store = &store;
+                    async move { store.load_latest(&tx).await }
+                })
+                .await
+            }
+        };
+        assert!(latest().await.unwrap().is_none());
+        save(v1.clone(), true).await.unwrap();
+        save(v1.clone(), true)
+            .await
+            .expect("saving the same metadata again is a no-op");
+        save(v2.clone(), true).await.unwrap();
+        assert_eq!(latest().await.unwrap().unwrap().indexes(), v2.indexes());
+        let loaded_v1 = db
+            .run(|tx, _| {
+                let store = &store;
+                async move { store.load(&tx, 1).await }
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded_v1.indexes(), v1.indexes());
+        // A different metadata under a taken version is refused.
+        let other_v2 = builder(2).build().unwrap();
+        assert!(matches!(
+            save(other_v2, false).await,
+            Err(StoreError::MetaDataVersionTaken { version: 2 })
+        ));
+        // An unsafe evolution is refused by save_checked, with every problem listed.
+        let v3_unsafe = builder(3).build().unwrap();
+        match save(v3_unsafe, true).await {
+            Err(StoreError::Evolution(errors)) => assert_eq!(errors.len(), 2, "{errors:?}"),
+            other => panic!("{other:?}"),
+        }
+        // A store can be opened with metadata loaded from the database.
+        let loaded = latest().await.unwrap().unwrap();
+        assert_eq!(
+            open(&db, &loaded, &options())
+                .await
+                .unwrap()
+                .header
+                .metadata_version,
+            2
+        );
+    });
+}
