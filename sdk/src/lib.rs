@@ -9,7 +9,8 @@
 //! | [`key_expression`] | which values of a record form its primary key and index entries |
 //! | [`metadata`] | record types, indexes, validation, persistence, [evolution](metadata::evolution) |
 //! | [`layout`] | THE key layout of a record store, and the explain-key helper |
-//! | [`store`] | store header: open, create, upgrade; metadata saved in the database |
+//! | [`store`] | the [record store](store::RecordStore); store header: open, create, upgrade; metadata saved in the database |
+//! | [`index`] | index maintainers: value, unique, count, sum, min/max, version |
 //! | `build` (feature `build`) | compile `.proto` files from your build script, no `protoc` |
 //! | [`record`] | the typed (generated types) and dynamic (`DynamicMessage`) record APIs |
 //! | [`proto`] | the SDK's own protobuf messages (`schemas/fdb_records`) |
@@ -19,6 +20,7 @@
 pub mod backend;
 #[cfg(feature = "build")]
 pub mod build;
+pub mod index;
 pub mod key_expression;
 pub mod kv;
 pub mod layout;

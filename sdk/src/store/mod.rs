@@ -2,14 +2,25 @@
 //! upgrade) and the [metadata store](metadata_store) (record metadata saved in the
 //! database by version).
 
+mod error;
 pub mod header;
+mod index_scan;
 pub mod metadata_store;
+mod record_store;
+pub mod split;
+mod version;
 
+pub use error::{RecordStoreError, RecordStoreResult};
 pub use header::{
     open_store, IndexState, OpenOptions, OpenOutcome, OpenedStore, RecordStoreHeader,
     StoreExistence,
 };
+pub use index_scan::{IndexEntry, TupleRange};
 pub use metadata_store::MetaDataStore;
+pub use record_store::{
+    RecordExistence, RecordRange, RecordStore, SavedRecord, ScanOptions, StoredRecord,
+};
+pub use version::RecordVersion;
 
 use crate::kv::{FdbError, RetryableError};
 use crate::metadata::evolution::EvolutionError;
