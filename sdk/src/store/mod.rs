@@ -2,6 +2,7 @@
 //! upgrade) and the [metadata store](metadata_store) (record metadata saved in the
 //! database by version).
 
+pub mod checker;
 mod error;
 pub mod header;
 mod index_scan;
@@ -10,6 +11,7 @@ mod record_store;
 pub mod split;
 mod version;
 
+pub use checker::{check_store, CheckReport, Problem, StoreChecker};
 pub use error::{RecordStoreError, RecordStoreResult};
 pub use header::{
     open_store, IndexState, OpenOptions, OpenOutcome, OpenedStore, RecordStoreHeader,
