@@ -2,6 +2,7 @@
 //! upgrade) and the [metadata store](metadata_store) (record metadata saved in the
 //! database by version).
 
+pub mod builder;
 pub mod checker;
 mod error;
 pub mod header;
@@ -11,6 +12,7 @@ mod record_store;
 pub mod split;
 mod version;
 
+pub use builder::{BuildConfig, BuildReport, OnlineIndexBuilder};
 pub use checker::{check_store, CheckReport, Problem, StoreChecker};
 pub use error::{RecordStoreError, RecordStoreResult};
 pub use header::{
