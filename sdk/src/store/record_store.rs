@@ -31,7 +31,8 @@ pub enum RecordExistence {
     Any,
     /// Update only: fails with [`RecordStoreError::RecordDoesNotExist`].
     MustExist,
-    /// Insert only: fails with [`RecordStoreError::RecordAlreadyExists`].
+    /// Insert only: fails with [`RecordStoreError::RecordAlreadyExists`]. A retry after
+    /// `commit_unknown_result` whose first attempt committed fails this way too.
     MustNotExist,
 }
 
