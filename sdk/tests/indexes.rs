@@ -541,6 +541,7 @@ fn retries_after_commit_unknown_result_never_double_count() {
                         .await
                         .unwrap();
                         model.orders.insert(id, o);
+                        model.users.remove(&id);
                     }
                     2 => {
                         let u = User {
@@ -555,6 +556,7 @@ fn retries_after_commit_unknown_result_never_double_count() {
                         match saved {
                             Ok(_) => {
                                 model.users.insert(id, u);
+                                model.orders.remove(&id);
                             }
                             Err(RecordStoreError::UniquenessViolation { .. }) => {
                                 assert!(model
@@ -642,11 +644,28 @@ fn retries_after_commit_unknown_result_never_double_count() {
                 stored.len(),
                 "seed {seed}: one version entry per record"
             );
-            // And the store holds what the model says (last write per id wins).
+            // Every other index (value, unique, not-null count, min/max, version) agrees
+            // with the records too.
+            let report = with_store(&db, &md, |st| async move {
+                fdb_records::store::check_store(&st).await
+            })
+            .await
+            .unwrap();
+            assert!(report.is_ok(), "seed {seed}: {:#?}", report.problems);
+            assert_eq!(report.records_checked, stored.len() as u64);
+            // And the store holds exactly what the model says.
+            assert_eq!(
+                stored.len(),
+                model.users.len() + model.orders.len(),
+                "seed {seed}"
+            );
             for r in &stored {
                 if r.record_type == ORDER {
                     let o: Order = r.to_record().unwrap();
                     assert_eq!(model.orders.get(&o.order_id), Some(&o), "seed {seed}");
+                } else {
+                    let u: User = r.to_record().unwrap();
+                    assert_eq!(model.users.get(&u.id), Some(&u), "seed {seed}");
                 }
             }
         });
