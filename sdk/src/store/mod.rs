@@ -1,6 +1,9 @@
-//! The record store's persistent scaffolding: the [header](header) (open, create,
-//! upgrade) and the [metadata store](metadata_store) (record metadata saved in the
-//! database by version).
+//! The record store: [`RecordStore`] (records and their indexes, changed together),
+//! index scans and aggregate reads, the [online index builder](builder), the
+//! [consistency checker](checker), and the persistent scaffolding underneath — the
+//! [header] (open, create, upgrade) and the [metadata store](metadata_store) (record
+//! metadata saved in the database by version). See the
+//! [record store guide](crate::record_store_guide).
 
 pub mod builder;
 pub mod checker;
