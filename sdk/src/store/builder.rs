@@ -4,9 +4,9 @@
 //! # How it stays correct
 //!
 //! * The builder walks the records in primary-key order, a batch per transaction, and
-//!   records each finished range in the store (space 6). It reads the records it
-//!   indexes *non-snapshot*, so a concurrent save or delete of one of them conflicts
-//!   and one of the two retries.
+//!   records each finished range in the store (space 6). It takes a read conflict on
+//!   exactly the range it indexes, so a concurrent save or delete of a record in it
+//!   conflicts and one of the two retries.
 //! * Writers maintain a write-only index only for records whose primary key lies in a
 //!   finished range (they read the range-set entry covering the key, non-snapshot). A
 //!   record outside those ranges is left to the builder. So each record is indexed
@@ -25,7 +25,9 @@
 use super::{IndexState, RecordStore, RecordStoreError};
 use crate::index::{range_set, IndexMaintainer, IndexRecord, UpdateMode};
 use crate::key_expression::KeyTuple;
-use crate::kv::{self, code, Database, RangeOption, Transaction, TransactionOption};
+use crate::kv::{
+    self, code, ConflictRangeType, Database, RangeOption, Transaction, TransactionOption,
+};
 use crate::layout;
 use crate::metadata::RecordMetaData;
 use foundationdb_tuple::{Element, Subspace};
@@ -256,8 +258,11 @@ impl<D: Database> OnlineIndexBuilder<D> {
         let Some((begin, end)) = range_set::first_gap(&ranges) else {
             return self.finish(&store).await;
         };
+        // A snapshot read plus an explicit read conflict on exactly the range built
+        // below: a concurrent change of a record in it conflicts, while the keys the
+        // scan read past the limit do not.
         let scan = store
-            .scan_raw(&begin, &end, false, Some(limit), false)
+            .scan_raw(&begin, &end, false, Some(limit), true)
             .await?;
         let maintainer = store.maintainer(name)?;
         let index = maintainer.index();
@@ -290,6 +295,12 @@ impl<D: Database> OnlineIndexBuilder<D> {
             (true, Some(pk)) => layout::primary_key_bytes_after(&pk),
             _ => end,
         };
+        let records = layout.records();
+        tx.add_conflict_range(
+            &[records.bytes(), &begin].concat(),
+            &[records.bytes(), &built_end].concat(),
+            ConflictRangeType::Read,
+        )?;
         range_set::insert(tx, &layout, name, &begin, &built_end).await?;
         Ok(Step::Indexed(indexed))
     }
