@@ -588,3 +588,45 @@ fn prepare_commit_writes_versions_when_the_handle_outlives_the_commit() {
         drop(store);
     });
 }
+
+#[test]
+fn a_limited_scan_conflicts_only_with_writes_to_what_it_returned() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let md = metadata();
+        with_store(&db, &md, |s| async move {
+            for id in 0..10 {
+                s.save_record(&user(id, &format!("u{id}"), 0, &[])).await?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        // (write after the scan, the scanned transaction's outcome)
+        for (written, conflicts) in [(8, false), (2, true)] {
+            let reader = db.create_transaction().unwrap();
+            let store = RecordStore::open(&reader, subspace(), md.clone())
+                .await
+                .unwrap();
+            let got = store
+                .scan_records(&RecordRange::all(), ScanOptions::forward().with_limit(3))
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 3);
+            with_store(&db, &md, |s| async move {
+                s.save_record(&user(written, &format!("changed{written}"), 1, &[]))
+                    .await
+            })
+            .await
+            .unwrap();
+            reader.set(b"marker", b"x"); // make the reader a writing transaction
+            drop(store);
+            let result = reader.commit().await;
+            assert_eq!(
+                result.is_err(),
+                conflicts,
+                "write to record {written}: {result:?}"
+            );
+        }
+    });
+}

@@ -675,7 +675,9 @@ impl<T: Transaction> RecordStore<T> {
         if reverse {
             range = range.reversed();
         }
-        let mut batches = self.shared.tx.get_ranges(range, snapshot);
+        // Read as a snapshot; a serializable scan then takes a read conflict on exactly
+        // the records it returns (not on the keys read past its limit).
+        let mut batches = self.shared.tx.get_ranges(range, true);
         let mut out: Vec<RawRecord> = Vec::new();
         let mut current: Option<(Vec<u8>, RawRecord)> = None;
         let mut more = false;
@@ -710,6 +712,32 @@ impl<T: Transaction> RecordStore<T> {
         }
         if let Some((_, done)) = current.take() {
             out.push(done);
+        }
+        if !snapshot {
+            let (conflict_begin, conflict_end) = match (more, out.last()) {
+                (true, Some(last)) if !reverse => (
+                    begin,
+                    [
+                        records.bytes(),
+                        &layout::primary_key_bytes_after(&last.primary_key),
+                    ]
+                    .concat(),
+                ),
+                (true, Some(last)) => (
+                    [
+                        records.bytes(),
+                        &layout::primary_key_bytes(&last.primary_key),
+                    ]
+                    .concat(),
+                    end,
+                ),
+                _ => (begin, end),
+            };
+            self.shared.tx.add_conflict_range(
+                &conflict_begin,
+                &conflict_end,
+                crate::kv::ConflictRangeType::Read,
+            )?;
         }
         let local = self.local();
         for raw in &mut out {
