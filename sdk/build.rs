@@ -26,6 +26,7 @@ fn main() {
         &[
             "fdb_records/store_header.proto",
             "fdb_records/metadata.proto",
+            "fdb_records/record.proto",
         ],
         "sdk_protos",
         false,

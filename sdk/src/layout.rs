@@ -6,15 +6,15 @@
 //! | key (under the store subspace) | value | what |
 //! |---|---|---|
 //! | `(0,)` | `StoreHeader` protobuf | [store header](crate::store): format/metadata/user versions, index set, former indexes |
-//! | `(1, (pk...), 0)` | record bytes | an unsplit record |
-//! | `(1, (pk...), n)` for `n >= 1` | chunk `n` | a record split across keys (values > 100 kB) |
-//! | `(1, (pk...), -1)` | versionstamp | the record's version, next to its data |
+//! | `(1, (pk...), 0)` | `StoredRecord` protobuf (record type + message) | an unsplit record |
+//! | `(1, (pk...), n)` for `n >= 1` | chunk `n` | a record split across keys (values > 100 kB); chunk 1 starts with the chunk count (4 bytes LE) |
+//! | `(1, (pk...), -1)` | tuple `(versionstamp,)` | the record's version (commit versionstamp + order in the transaction), next to its data |
 //! | `(2, index, values..., (pk...))` | empty | a VALUE (or VERSION) index entry |
 //! | `(2, index, group...)` | aggregate | a COUNT/SUM/MIN_EVER/MAX_EVER index's value for one group |
 //! | `(3, index, ...)` | maintainer-defined | an index's secondary space (private to its maintainer) |
 //! | `(4,)` and `(4, ...)` | little-endian `i64` | record counts (atomic adds) |
 //! | `(5, index)` | state byte | state of a *non-readable* index (absent = readable) |
-//! | `(6, index, ...)` | range set | built ranges of an index being built online |
+//! | `(6, index, begin)` | `end` | a built range `[begin, end)` of primary-key bytes ([`primary_key_bytes`]) of an index being built online |
 //! | `(7, index, values..., (pk...))` | empty | a uniqueness violation found by an online build |
 //! | `(8, ...)` | — | reserved (Apple's legacy record-version space; versions live at suffix `-1`) |
 //! | `(9, index, ...)` | builder-defined | online index build bookkeeping (scanned counts, builder lease) |
@@ -139,6 +139,30 @@ impl StoreLayout {
         tuple.push(owned(pk));
         self.index(index).pack(&tuple)
     }
+    /// `(2, index, values..., (pk...))` where one element is an incomplete versionstamp:
+    /// a `set_versionstamped_key` template (the key, then the placeholder's 4-byte
+    /// offset). The caller checks that exactly one incomplete versionstamp is present.
+    pub fn index_entry_key_template(
+        &self,
+        index: &str,
+        values: &[Element<'_>],
+        pk: &[Element<'_>],
+    ) -> Vec<u8> {
+        let mut tuple: Vec<Element<'static>> =
+            values.iter().cloned().map(Element::into_owned).collect();
+        tuple.push(owned(pk));
+        self.index(index).pack_with_versionstamp(&tuple)
+    }
+    /// `(2, index, values...)`: every entry of `index` with these leading values.
+    pub fn index_values(&self, index: &str, values: &[Element<'_>]) -> Subspace {
+        self.index(index).subspace(
+            &values
+                .iter()
+                .cloned()
+                .map(Element::into_owned)
+                .collect::<Vec<_>>(),
+        )
+    }
     /// `(2, index, group...)`: one aggregate index value.
     pub fn index_group_key(&self, index: &str, group: &[Element<'_>]) -> Vec<u8> {
         self.index(index).pack(
@@ -179,6 +203,25 @@ impl StoreLayout {
     pub fn index_uniqueness_violations(&self, index: &str) -> Subspace {
         self.store
             .subspace(&(space::INDEX_UNIQUENESS_VIOLATIONS, index_name(index)))
+    }
+    /// `(7, index, values..., (pk...))`: one recorded uniqueness violation.
+    pub fn uniqueness_violation_key(
+        &self,
+        index: &str,
+        values: &[Element<'_>],
+        pk: &[Element<'_>],
+    ) -> Vec<u8> {
+        let mut tuple: Vec<Element<'static>> =
+            values.iter().cloned().map(Element::into_owned).collect();
+        tuple.push(owned(pk));
+        self.index_uniqueness_violations(index).pack(&tuple)
+    }
+    /// `(6, index, begin)`: one built range `[begin, end)` of an online build; the value
+    /// is `end`. Bounds are [`primary_key_bytes`] (`b""` and `b"\xff"` for the ends of
+    /// the key space), so they sort like the records.
+    pub fn built_range_key(&self, index: &str, begin: &[u8]) -> Vec<u8> {
+        self.index_range(index)
+            .pack(&Element::Bytes(begin.to_vec().into()))
     }
     /// `(9, index)`: online build bookkeeping of one index.
     pub fn index_build(&self, index: &str) -> Subspace {
@@ -317,6 +360,21 @@ impl StoreLayout {
             _ => unknown(),
         }
     }
+}
+
+/// A primary key as it appears in record keys, after the records prefix: the bytes of
+/// the nested tuple `((pk...),)`. These bytes sort like the records, and the records of
+/// primary keys in `[a, b)` (as bytes) are the keys in
+/// `[records prefix + a, records prefix + b)`.
+pub fn primary_key_bytes(pk: &[Element<'_>]) -> Vec<u8> {
+    foundationdb_tuple::pack(&(owned(pk),))
+}
+
+/// The smallest primary-key bound above `pk` and every key of its record.
+pub fn primary_key_bytes_after(pk: &[Element<'_>]) -> Vec<u8> {
+    let mut bytes = primary_key_bytes(pk);
+    bytes.push(0xff);
+    bytes
 }
 
 /// Which part of a record a record key holds.

@@ -9,16 +9,18 @@
 //! | [`key_expression`] | which values of a record form its primary key and index entries |
 //! | [`metadata`] | record types, indexes, validation, persistence, [evolution](metadata::evolution) |
 //! | [`layout`] | THE key layout of a record store, and the explain-key helper |
-//! | [`store`] | store header: open, create, upgrade; metadata saved in the database |
+//! | [`store`] | the [record store](store::RecordStore); store header: open, create, upgrade; metadata saved in the database |
+//! | [`index`] | index maintainers: value, unique, count, sum, min/max, version |
 //! | `build` (feature `build`) | compile `.proto` files from your build script, no `protoc` |
 //! | [`record`] | the typed (generated types) and dynamic (`DynamicMessage`) record APIs |
 //! | [`proto`] | the SDK's own protobuf messages (`schemas/fdb_records`) |
 //!
-//! Start with the [schema guide](schema_guide).
+//! Start with the [schema guide](schema_guide), then the [record store guide](record_store_guide).
 
 pub mod backend;
 #[cfg(feature = "build")]
 pub mod build;
+pub mod index;
 pub mod key_expression;
 pub mod kv;
 pub mod layout;
@@ -44,6 +46,9 @@ macro_rules! include_record_protos {
 
 #[doc = include_str!("../../docs/schema.md")]
 pub mod schema_guide {}
+
+#[doc = include_str!("../../docs/record_store.md")]
+pub mod record_store_guide {}
 
 /// The example schema (`schemas/examples/users.proto`), compiled for the SDK's tests.
 #[cfg(test)]

@@ -82,6 +82,10 @@ pub enum IndexType {
     MaxEver,
     /// Entries keyed by record version, in commit order (the sync pattern).
     Version,
+    /// Count of records per group whose one grouped column is set (not null):
+    /// `field("age").group_by(field("tier"))`. Only fields with explicit presence
+    /// (proto3 `optional`, message fields) can be unset.
+    CountNotNull,
 }
 
 impl IndexType {
@@ -89,7 +93,11 @@ impl IndexType {
     pub fn is_aggregate(self) -> bool {
         matches!(
             self,
-            IndexType::Count | IndexType::Sum | IndexType::MinEver | IndexType::MaxEver
+            IndexType::Count
+                | IndexType::CountNotNull
+                | IndexType::Sum
+                | IndexType::MinEver
+                | IndexType::MaxEver
         )
     }
 }
@@ -103,6 +111,7 @@ impl fmt::Display for IndexType {
             IndexType::MinEver => "MIN_EVER",
             IndexType::MaxEver => "MAX_EVER",
             IndexType::Version => "VERSION",
+            IndexType::CountNotNull => "COUNT_NOT_NULL",
         })
     }
 }
@@ -430,7 +439,9 @@ fn validate_index(
     }
     let expected_grouped = match index_type {
         IndexType::Count => Some(0),
-        IndexType::Sum | IndexType::MinEver | IndexType::MaxEver => Some(1),
+        IndexType::CountNotNull | IndexType::Sum | IndexType::MinEver | IndexType::MaxEver => {
+            Some(1)
+        }
         IndexType::Value | IndexType::Version => None,
     };
     if let Some(expected) = expected_grouped {

@@ -170,6 +170,7 @@ fn index_type_to_proto(t: IndexType) -> proto::IndexType {
         IndexType::MinEver => proto::IndexType::MinEver,
         IndexType::MaxEver => proto::IndexType::MaxEver,
         IndexType::Version => proto::IndexType::Version,
+        IndexType::CountNotNull => proto::IndexType::CountNotNull,
     }
 }
 
@@ -181,6 +182,7 @@ fn index_type_from_proto(t: proto::IndexType) -> IndexType {
         proto::IndexType::MinEver => IndexType::MinEver,
         proto::IndexType::MaxEver => IndexType::MaxEver,
         proto::IndexType::Version => IndexType::Version,
+        proto::IndexType::CountNotNull => IndexType::CountNotNull,
     }
 }
 

@@ -23,3 +23,135 @@ pub fn pool_from(source: &str) -> DescriptorPool {
 pub fn example_pool() -> DescriptorPool {
     schema::DESCRIPTOR_POOL.clone()
 }
+
+/// Record-store fixtures shared by the store, index, builder and checker tests.
+pub mod store {
+    use super::{Order, User};
+    use fdb_records::backend::embedded::EmbeddedDatabase;
+    use fdb_records::key_expression::{empty, field, version};
+    use fdb_records::kv::Database;
+    use fdb_records::metadata::{
+        Index, IndexType, RecordMetaData, RecordMetaDataBuilder, RecordTypeDef,
+    };
+    use fdb_records::store::{RecordStore, RecordStoreError};
+    use foundationdb_tuple::Subspace;
+    use std::future::Future;
+    use std::sync::Arc;
+
+    pub const USER: &str = "examples.users.User";
+    pub const ORDER: &str = "examples.users.Order";
+
+    /// The record types with no indexes.
+    pub fn base(version: u32) -> RecordMetaDataBuilder {
+        RecordMetaData::builder(super::example_pool())
+            .version(version)
+            .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
+            .record_type(RecordTypeDef::new(ORDER).primary_key(field("order_id")))
+    }
+
+    /// Every index type over users and orders.
+    pub fn all_indexes(b: RecordMetaDataBuilder) -> RecordMetaDataBuilder {
+        b.index(
+            Index::new("by_email", IndexType::Value, field("email"))
+                .on(USER)
+                .unique(),
+        )
+        .index(Index::new("by_tag", IndexType::Value, field("tags").fan_out()).on(USER))
+        .index(
+            Index::new(
+                "per_tier",
+                IndexType::Count,
+                empty().group_by(field("tier")),
+            )
+            .on(USER),
+        )
+        .index(Index::new("users", IndexType::Count, empty().ungrouped()).on(USER))
+        .index(
+            Index::new(
+                "with_age",
+                IndexType::CountNotNull,
+                field("age").group_by(field("tier")),
+            )
+            .on(USER),
+        )
+        .index(
+            Index::new(
+                "delta_sum",
+                IndexType::Sum,
+                field("delta").group_by(field("user_id")),
+            )
+            .on(ORDER),
+        )
+        .index(
+            Index::new(
+                "delta_min",
+                IndexType::MinEver,
+                field("delta").group_by(field("user_id")),
+            )
+            .on(ORDER),
+        )
+        .index(
+            Index::new(
+                "delta_max",
+                IndexType::MaxEver,
+                field("delta").group_by(field("user_id")),
+            )
+            .on(ORDER),
+        )
+        .index(
+            Index::new("changes", IndexType::Version, version())
+                .on(USER)
+                .on(ORDER),
+        )
+    }
+
+    pub fn metadata() -> Arc<RecordMetaData> {
+        Arc::new(all_indexes(base(1)).build().unwrap())
+    }
+
+    pub fn subspace() -> Subspace {
+        Subspace::from(("app", "store"))
+    }
+
+    pub fn user(id: i64, email: &str, tier: i32, tags: &[&str]) -> User {
+        User {
+            id,
+            email: email.into(),
+            name: format!("user {id}"),
+            tier,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..User::default()
+        }
+    }
+
+    pub fn order(order_id: i64, user_id: i64, delta: i64) -> Order {
+        Order {
+            order_id,
+            user_id,
+            delta,
+            ..Order::default()
+        }
+    }
+
+    /// Runs `f` on a store opened in a retried transaction.
+    pub async fn with_store<R, F, Fut>(
+        db: &EmbeddedDatabase,
+        metadata: &Arc<RecordMetaData>,
+        f: F,
+    ) -> Result<R, RecordStoreError>
+    where
+        R: Send,
+        F: Fn(RecordStore<<EmbeddedDatabase as Database>::Transaction>) -> Fut + Send + Sync,
+        Fut: Future<Output = Result<R, RecordStoreError>> + Send,
+    {
+        let f = &f;
+        db.run(|tx, _| {
+            let metadata = metadata.clone();
+            async move {
+                let store = RecordStore::open(&tx, subspace(), metadata).await?;
+                f(store).await
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,885 @@
+//! [`RecordStore`]: records and all their indexes, changed together in one transaction.
+
+use super::split::{self, SplitError};
+use super::{
+    open_store, IndexState, OpenOptions, RecordStoreError, RecordStoreHeader, RecordVersion,
+};
+use crate::index::{
+    self, range_set, IndexMaintainer, IndexRecord, IndexWrite, Maintainer, UpdateMode,
+};
+use crate::key_expression::KeyTuple;
+use crate::kv::{limits, MutationType, RangeOption, Transaction};
+use crate::layout::{self, space, suffix, StoreLayout};
+use crate::metadata::{RecordMetaData, RecordType};
+use crate::proto;
+use crate::record::Record;
+use foundationdb_tuple::{Element, Subspace, Versionstamp};
+use futures::StreamExt;
+use prost::Message;
+use prost_reflect::DynamicMessage;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+type Result<T, E = RecordStoreError> = std::result::Result<T, E>;
+
+/// Whether a save may insert, update, or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordExistence {
+    /// Insert or update.
+    #[default]
+    Any,
+    /// Update only: fails with [`RecordStoreError::RecordDoesNotExist`].
+    MustExist,
+    /// Insert only: fails with [`RecordStoreError::RecordAlreadyExists`]. A retry after
+    /// `commit_unknown_result` whose first attempt committed fails this way too.
+    MustNotExist,
+}
+
+/// A record loaded from the store.
+#[derive(Clone, Debug)]
+pub struct StoredRecord {
+    pub primary_key: KeyTuple,
+    /// Fully-qualified record type name.
+    pub record_type: String,
+    pub message: DynamicMessage,
+    /// The record's version; incomplete if it was saved in this transaction.
+    pub version: Option<RecordVersion>,
+    /// Size of the stored (serialized) record in bytes.
+    pub size: usize,
+    /// Number of values the record is stored in (1 unless split).
+    pub values: usize,
+}
+
+impl StoredRecord {
+    /// The record as a generated type.
+    pub fn to_record<M: Record>(&self) -> Result<M> {
+        Ok(M::from_dynamic(&self.message)?)
+    }
+}
+
+/// What a save did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedRecord {
+    pub primary_key: KeyTuple,
+    /// Incomplete until commit: complete it with the commit's versionstamp
+    /// ([`RecordVersion::complete_with`]).
+    pub version: RecordVersion,
+    /// `true` for an insert, `false` for an update.
+    pub created: bool,
+    /// Serialized size in bytes.
+    pub size: usize,
+    /// Number of values the record is stored in (1 unless split).
+    pub values: usize,
+}
+
+/// Bounds of a record scan, by primary key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordRange {
+    pub low: Bound<KeyTuple>,
+    pub high: Bound<KeyTuple>,
+}
+
+impl RecordRange {
+    /// Every record.
+    pub fn all() -> Self {
+        RecordRange {
+            low: Bound::Unbounded,
+            high: Bound::Unbounded,
+        }
+    }
+    /// Records with `low <= pk < high`.
+    pub fn between(low: KeyTuple, high: KeyTuple) -> Self {
+        RecordRange {
+            low: Bound::Included(low),
+            high: Bound::Excluded(high),
+        }
+    }
+    /// The range as primary-key bytes (see [`layout::primary_key_bytes`]).
+    pub fn to_bytes(&self) -> (Vec<u8>, Vec<u8>) {
+        let low = match &self.low {
+            Bound::Unbounded => Vec::new(),
+            Bound::Included(pk) => layout::primary_key_bytes(pk),
+            Bound::Excluded(pk) => layout::primary_key_bytes_after(pk),
+        };
+        let high = match &self.high {
+            Bound::Unbounded => range_set::END.to_vec(),
+            Bound::Included(pk) => layout::primary_key_bytes_after(pk),
+            Bound::Excluded(pk) => layout::primary_key_bytes(pk),
+        };
+        (low, high)
+    }
+}
+
+/// Direction and size of a scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    pub reverse: bool,
+    /// At most this many results; `None` for all.
+    pub limit: Option<usize>,
+}
+
+impl ScanOptions {
+    pub fn forward() -> Self {
+        Self::default()
+    }
+    pub fn reverse() -> Self {
+        ScanOptions {
+            reverse: true,
+            limit: None,
+        }
+    }
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+/// The stored parts of one record, as read.
+#[derive(Clone, Debug)]
+pub(crate) struct RawRecord {
+    pub primary_key: KeyTuple,
+    /// Data parts: suffix → value (the version suffix removed).
+    pub parts: BTreeMap<i64, Vec<u8>>,
+    pub version: Option<RecordVersion>,
+}
+
+/// One batch of a raw record scan; the cursor module (issue 5) wraps this.
+#[derive(Clone, Debug)]
+pub(crate) struct RawScan {
+    pub records: Vec<RawRecord>,
+    /// The limit stopped the scan before the end of the range.
+    #[allow(dead_code)] // for the cursor module
+    pub more: bool,
+}
+
+/// Per-transaction state shared by the clones of one store handle.
+#[derive(Default)]
+struct Local {
+    /// Order of the next save in this transaction.
+    next_order: u32,
+    /// Versions of records saved in this transaction, by primary-key bytes.
+    saved: BTreeMap<Vec<u8>, RecordVersion>,
+    /// Versionstamped mutations, applied by [`RecordStore::prepare_commit`] (or when the
+    /// last handle is dropped): key → (param, op).
+    pending: BTreeMap<Vec<u8>, (Vec<u8>, MutationType)>,
+}
+
+struct Shared<T: Transaction> {
+    tx: T,
+    local: Mutex<Local>,
+}
+
+impl<T: Transaction> Shared<T> {
+    fn flush(&self) {
+        let pending = std::mem::take(&mut self.local.lock().expect("store state").pending);
+        for (key, (param, op)) in pending {
+            self.tx.atomic_op(&key, &param, op);
+        }
+    }
+}
+
+impl<T: Transaction> Drop for Shared<T> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// A record store opened in one transaction.
+///
+/// Every operation reads what it needs, validates, and only then writes, so a failed
+/// operation writes nothing. Index updates are derived from the difference between
+/// the stored record and the new one, which makes saves and deletes idempotent: a
+/// retry after `commit_unknown_result` whose first attempt committed changes nothing.
+///
+/// Versionstamped writes (record versions, VERSION index entries) are buffered by the
+/// handle and written when the last clone of the handle is dropped or at
+/// [`prepare_commit`](Self::prepare_commit): commit after either. Use one handle per
+/// store per transaction (the record order within the transaction is per handle).
+///
+/// ```
+/// use fdb_records::backend::embedded::EmbeddedDatabase;
+/// use fdb_records::key_expression::{empty, field};
+/// use fdb_records::kv::Database;
+/// use fdb_records::metadata::{Index, IndexType, RecordMetaData, RecordTypeDef};
+/// use fdb_records::store::{RecordStore, RecordStoreError};
+/// use foundationdb_tuple::{Element, Subspace};
+/// use prost_reflect::{DynamicMessage, Value};
+/// use std::sync::Arc;
+/// # futures::executor::block_on(async {
+/// # let pool = fdb_records::metadata::example_pool();
+/// const USER: &str = "examples.users.User";
+/// let metadata = Arc::new(RecordMetaData::builder(pool.clone())
+///     .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
+///     .index(Index::new("by_email", IndexType::Value, field("email")).on(USER).unique())
+///     .index(Index::new("users", IndexType::Count, empty().ungrouped()).on(USER))
+///     .build().unwrap());
+/// let db = EmbeddedDatabase::in_memory().unwrap();
+/// let mut user = DynamicMessage::new(pool.get_message_by_name(USER).unwrap());
+/// user.set_field_by_name("id", Value::I64(1));
+/// user.set_field_by_name("email", Value::String("a@example.com".into()));
+/// db.run(|tx, _| {
+///     let (metadata, user) = (metadata.clone(), user.clone());
+///     async move {
+///         let store = RecordStore::open(&tx, Subspace::from("app"), metadata).await?;
+///         store.save_dynamic(&user, Default::default()).await?;
+///         Ok::<_, RecordStoreError>(())
+///     }
+/// }).await.unwrap();
+/// let (loaded, users) = db.run(|tx, _| {
+///     let metadata = metadata.clone();
+///     async move {
+///         let store = RecordStore::open(&tx, Subspace::from("app"), metadata).await?;
+///         let loaded = store.load_dynamic(&[Element::Int(1)]).await?;
+///         Ok::<_, RecordStoreError>((loaded, store.count("users", &[]).await?))
+///     }
+/// }).await.unwrap();
+/// assert_eq!(loaded.unwrap().message, user);
+/// assert_eq!(users, 1);
+/// # });
+/// ```
+pub struct RecordStore<T: Transaction> {
+    shared: Arc<Shared<T>>,
+    layout: StoreLayout,
+    metadata: Arc<RecordMetaData>,
+    header: RecordStoreHeader,
+    states: BTreeMap<String, IndexState>,
+    maintainers: Arc<BTreeMap<String, Maintainer>>,
+}
+
+impl<T: Transaction> Clone for RecordStore<T> {
+    fn clone(&self) -> Self {
+        RecordStore {
+            shared: self.shared.clone(),
+            layout: self.layout.clone(),
+            metadata: self.metadata.clone(),
+            header: self.header.clone(),
+            states: self.states.clone(),
+            maintainers: self.maintainers.clone(),
+        }
+    }
+}
+
+impl<T: Transaction> RecordStore<T> {
+    /// Opens (creating or upgrading as needed) the store under `subspace`.
+    pub async fn open(tx: &T, subspace: Subspace, metadata: Arc<RecordMetaData>) -> Result<Self> {
+        Self::open_with(tx, subspace, metadata, &OpenOptions::default()).await
+    }
+
+    /// Opens with explicit [`OpenOptions`].
+    pub async fn open_with(
+        tx: &T,
+        subspace: Subspace,
+        metadata: Arc<RecordMetaData>,
+        options: &OpenOptions,
+    ) -> Result<Self> {
+        let opened = open_store(tx, subspace, &metadata, options).await?;
+        let maintainers = metadata
+            .indexes()
+            .values()
+            .map(|i| (i.name.clone(), index::maintainer(i)))
+            .collect();
+        Ok(RecordStore {
+            shared: Arc::new(Shared {
+                tx: tx.clone(),
+                local: Mutex::new(Local::default()),
+            }),
+            layout: opened.layout,
+            metadata,
+            header: opened.header,
+            states: opened.index_states,
+            maintainers: Arc::new(maintainers),
+        })
+    }
+
+    /// The transaction the store was opened in.
+    pub fn transaction(&self) -> &T {
+        &self.shared.tx
+    }
+    /// The store's key layout.
+    pub fn layout(&self) -> &StoreLayout {
+        &self.layout
+    }
+    /// The metadata the store was opened with.
+    pub fn metadata(&self) -> &Arc<RecordMetaData> {
+        &self.metadata
+    }
+    /// The store header as read when opening.
+    pub fn header(&self) -> &RecordStoreHeader {
+        &self.header
+    }
+    /// The state of an index, as read when opening.
+    pub fn index_state(&self, index: &str) -> Result<IndexState> {
+        self.states
+            .get(index)
+            .copied()
+            .ok_or_else(|| RecordStoreError::UnknownIndex {
+                index: index.to_string(),
+            })
+    }
+    pub(crate) fn maintainer(&self, index: &str) -> Result<&Maintainer> {
+        self.maintainers
+            .get(index)
+            .ok_or_else(|| RecordStoreError::UnknownIndex {
+                index: index.to_string(),
+            })
+    }
+
+    fn local(&self) -> MutexGuard<'_, Local> {
+        self.shared.local.lock().expect("store state")
+    }
+
+    /// Writes the buffered versionstamped mutations into the transaction. Call before
+    /// committing if the handle outlives the commit; dropping the last handle does it.
+    pub fn prepare_commit(&self) {
+        self.shared.flush();
+    }
+
+    // ---- saving ----
+
+    /// Saves a generated record (insert or update).
+    pub async fn save_record<M: Record>(&self, record: &M) -> Result<SavedRecord> {
+        self.save_record_with(record, RecordExistence::Any).await
+    }
+
+    /// Saves a generated record with an existence requirement.
+    pub async fn save_record_with<M: Record>(
+        &self,
+        record: &M,
+        existence: RecordExistence,
+    ) -> Result<SavedRecord> {
+        self.save_dynamic(&record.transcode_to_dynamic(), existence)
+            .await
+    }
+
+    /// Saves a dynamic record. See the [type docs](Self) for the guarantees.
+    pub async fn save_dynamic(
+        &self,
+        message: &DynamicMessage,
+        existence: RecordExistence,
+    ) -> Result<SavedRecord> {
+        let tx = &self.shared.tx;
+        let record_type = self.metadata.record_type_of(message)?;
+        let pk = self.metadata.primary_key(message)?;
+        let record_key_len = self.layout.record_key(&pk, suffix::FIRST_CHUNK).len() + 1;
+        if record_key_len > limits::MAX_KEY_SIZE {
+            return Err(RecordStoreError::KeyTooLarge {
+                what: "record".into(),
+                primary_key: pk,
+                size: record_key_len,
+                limit: limits::MAX_KEY_SIZE,
+            });
+        }
+        let bytes = encode_record(record_type, message);
+
+        // Reads and validation: nothing is written until every check passed.
+        let old = match self.read_raw(&pk, false).await? {
+            Some(raw) => Some(self.decode(raw)?),
+            None => None,
+        };
+        match (existence, &old) {
+            (RecordExistence::MustExist, None) => {
+                return Err(RecordStoreError::RecordDoesNotExist { primary_key: pk })
+            }
+            (RecordExistence::MustNotExist, Some(_)) => {
+                return Err(RecordStoreError::RecordAlreadyExists { primary_key: pk })
+            }
+            _ => {}
+        }
+        let order = {
+            let local = self.local();
+            u16::try_from(local.next_order)
+                .map_err(|_| RecordStoreError::TooManySavesInTransaction)?
+        };
+        let version = RecordVersion::incomplete(order);
+        let new = IndexRecord {
+            primary_key: &pk,
+            record_type,
+            message,
+            version: Some(version),
+        };
+        let writes = self.plan_indexes(&pk, old.as_ref(), Some(new)).await?;
+        let chunks = split::split(&bytes);
+        let index_bytes: usize = writes.iter().map(write_size).sum();
+        let size = tx.get_approximate_size().await?.max(0) as usize
+            + chunks
+                .iter()
+                .map(|(_, v)| v.len() + record_key_len)
+                .sum::<usize>()
+            + index_bytes;
+        if size > limits::MAX_TRANSACTION_SIZE {
+            return Err(RecordStoreError::RecordTooLarge {
+                primary_key: pk,
+                size,
+                limit: limits::MAX_TRANSACTION_SIZE,
+            });
+        }
+
+        // Writes.
+        let record = self.layout.record(&pk);
+        let (begin, end) = record.range();
+        tx.clear_range(&begin, &end);
+        for (suffix, value) in &chunks {
+            tx.set(&record.pack(suffix), value);
+        }
+        {
+            let mut local = self.local();
+            local.next_order += 1;
+            local.saved.insert(layout::primary_key_bytes(&pk), version);
+            let value =
+                foundationdb_tuple::pack_with_versionstamp(&(Versionstamp::incomplete(order),));
+            local.pending.insert(
+                self.layout.record_version_key(&pk),
+                (value, MutationType::SetVersionstampedValue),
+            );
+        }
+        self.apply(writes);
+        if old.is_none() {
+            tx.atomic_op(
+                &self.layout.record_count_key(),
+                &index::encode_i64(1),
+                MutationType::Add,
+            );
+        }
+        Ok(SavedRecord {
+            primary_key: pk,
+            version,
+            created: old.is_none(),
+            size: bytes.len(),
+            values: chunks.len(),
+        })
+    }
+
+    /// Plans every index update for a change of record `pk`, honouring index states:
+    /// disabled indexes are skipped; a write-only index is maintained only if `pk` lies
+    /// in a range its online build has finished (the builder indexes the rest).
+    async fn plan_indexes(
+        &self,
+        pk: &KeyTuple,
+        old: Option<&StoredRecord>,
+        new: Option<IndexRecord<'_>>,
+    ) -> Result<Vec<IndexWrite>> {
+        let old_type = match old {
+            Some(o) => Some(self.record_type(&o.record_type, &o.primary_key)?),
+            None => None,
+        };
+        let old_record = match (old, old_type) {
+            (Some(o), Some(t)) => Some(IndexRecord {
+                primary_key: pk,
+                record_type: t,
+                message: &o.message,
+                version: o.version,
+            }),
+            _ => None,
+        };
+        let mut writes = Vec::new();
+        let mut pk_bytes = None;
+        for (name, maintainer) in self.maintainers.iter() {
+            let index = maintainer.index();
+            let (o, n) = (covered(index, old_record), covered(index, new));
+            if o.is_none() && n.is_none() {
+                continue;
+            }
+            match self
+                .states
+                .get(name)
+                .copied()
+                .unwrap_or(IndexState::Readable)
+            {
+                IndexState::Disabled => continue,
+                IndexState::WriteOnly => {
+                    let point = pk_bytes.get_or_insert_with(|| layout::primary_key_bytes(pk));
+                    if !range_set::contains(&self.shared.tx, &self.layout, name, point).await? {
+                        continue;
+                    }
+                }
+                IndexState::Readable => {}
+            }
+            writes.extend(
+                maintainer
+                    .plan_update(&self.shared.tx, &self.layout, o, n, UpdateMode::Save)
+                    .await?,
+            );
+        }
+        Ok(writes)
+    }
+
+    pub(crate) fn apply(&self, writes: Vec<IndexWrite>) {
+        let tx = &self.shared.tx;
+        for write in writes {
+            match write {
+                IndexWrite::Set { key, value } => tx.set(&key, &value),
+                IndexWrite::Clear { key } => tx.clear(&key),
+                IndexWrite::Atomic { key, param, op } => tx.atomic_op(&key, &param, op),
+                IndexWrite::SetVersionstampedKey { template, value } => {
+                    self.local()
+                        .pending
+                        .insert(template, (value, MutationType::SetVersionstampedKey));
+                }
+                IndexWrite::CancelVersionstampedKey { template } => {
+                    self.local().pending.remove(&template);
+                }
+            }
+        }
+    }
+
+    fn record_type(&self, name: &str, pk: &KeyTuple) -> Result<&RecordType> {
+        self.metadata
+            .record_type(name)
+            .ok_or_else(|| RecordStoreError::CorruptRecord {
+                primary_key: pk.clone(),
+                detail: format!("unknown record type `{name}`"),
+            })
+    }
+
+    // ---- deleting ----
+
+    /// Deletes a record and its index entries. Returns whether it existed (deleting an
+    /// absent record is a no-op, so a retried delete is harmless).
+    pub async fn delete_record(&self, pk: &[Element<'_>]) -> Result<bool> {
+        let pk = owned(pk);
+        let Some(raw) = self.read_raw(&pk, false).await? else {
+            return Ok(false);
+        };
+        let old = self.decode(raw)?;
+        let writes = self.plan_indexes(&pk, Some(&old), None).await?;
+        let tx = &self.shared.tx;
+        let (begin, end) = self.layout.record(&pk).range();
+        tx.clear_range(&begin, &end);
+        {
+            let mut local = self.local();
+            local.saved.remove(&layout::primary_key_bytes(&pk));
+            local.pending.remove(&self.layout.record_version_key(&pk));
+        }
+        self.apply(writes);
+        tx.atomic_op(
+            &self.layout.record_count_key(),
+            &index::encode_i64(-1),
+            MutationType::Add,
+        );
+        Ok(true)
+    }
+
+    /// Deletes every record and all index data (entries, aggregates, build progress,
+    /// uniqueness violations) and resets the record count. The header and index
+    /// states are kept.
+    pub async fn delete_all_records(&self) -> Result<()> {
+        let tx = &self.shared.tx;
+        for s in [
+            space::RECORDS,
+            space::INDEX,
+            space::INDEX_SECONDARY,
+            space::RECORD_COUNT,
+            space::INDEX_RANGE,
+            space::INDEX_UNIQUENESS_VIOLATIONS,
+            space::INDEX_BUILD,
+        ] {
+            let sub = self.layout.store().subspace(&(s,));
+            let (begin, end) = sub.range();
+            tx.clear_range(&begin, &end);
+            tx.clear(sub.bytes());
+        }
+        let mut local = self.local();
+        local.saved.clear();
+        local.pending.clear();
+        Ok(())
+    }
+
+    // ---- loading ----
+
+    /// Loads a generated record; a record of another type is a
+    /// [`RecordStoreError::TypeMismatch`].
+    pub async fn load_record<M: Record>(&self, pk: &[Element<'_>]) -> Result<Option<M>> {
+        match self.load_dynamic(pk).await? {
+            Some(stored) => Ok(Some(stored.to_record()?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Loads a record with its version. A torn or corrupt record is an error, never data.
+    pub async fn load_dynamic(&self, pk: &[Element<'_>]) -> Result<Option<StoredRecord>> {
+        let pk = owned(pk);
+        match self.read_raw(&pk, false).await? {
+            Some(raw) => Ok(Some(self.decode(raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The version of a record (incomplete if saved in this transaction).
+    pub async fn load_record_version(&self, pk: &[Element<'_>]) -> Result<Option<RecordVersion>> {
+        let pk = owned(pk);
+        if let Some(v) = self.local().saved.get(&layout::primary_key_bytes(&pk)) {
+            return Ok(Some(*v));
+        }
+        let key = self.layout.record_version_key(&pk);
+        match self.shared.tx.get(&key, false).await? {
+            Some(value) => Ok(Some(decode_version(&pk, &value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a record exists (reads only its first data key).
+    pub async fn exists(&self, pk: &[Element<'_>]) -> Result<bool> {
+        let record = self.layout.record(pk);
+        let begin = record.pack(&suffix::UNSPLIT);
+        let (_, end) = record.range();
+        let found = self
+            .shared
+            .tx
+            .get_range(
+                &RangeOption::from_keys(&begin, &end).with_limit(1),
+                1,
+                false,
+            )
+            .await?;
+        Ok(!found.key_values.is_empty())
+    }
+
+    /// The number of records in the store (atomic counter, space 4).
+    pub async fn record_count(&self) -> Result<i64> {
+        let value = self
+            .shared
+            .tx
+            .get(&self.layout.record_count_key(), false)
+            .await?;
+        Ok(value.map(|v| index::decode_i64(&v)).unwrap_or(0))
+    }
+
+    /// Records in primary-key order (or reverse), up to `options.limit`.
+    pub async fn scan_records(
+        &self,
+        range: &RecordRange,
+        options: ScanOptions,
+    ) -> Result<Vec<StoredRecord>> {
+        let (low, high) = range.to_bytes();
+        let scan = self
+            .scan_raw(&low, &high, options.reverse, options.limit, false)
+            .await?;
+        scan.records.into_iter().map(|r| self.decode(r)).collect()
+    }
+
+    /// Reads the raw parts of the records whose primary-key bytes lie in `[low, high)`,
+    /// grouped per record, stopping after `limit` records.
+    pub(crate) async fn scan_raw(
+        &self,
+        low: &[u8],
+        high: &[u8],
+        reverse: bool,
+        limit: Option<usize>,
+        snapshot: bool,
+    ) -> Result<RawScan> {
+        let records = self.layout.records();
+        let begin = [records.bytes(), low].concat();
+        let end = [records.bytes(), high].concat();
+        let mut range = RangeOption::from_keys(&begin, &end);
+        if reverse {
+            range = range.reversed();
+        }
+        // Read as a snapshot; a serializable scan then takes a read conflict on exactly
+        // the records it returns (not on the keys read past its limit).
+        let mut batches = self.shared.tx.get_ranges(range, true);
+        let mut out: Vec<RawRecord> = Vec::new();
+        let mut current: Option<(Vec<u8>, RawRecord)> = None;
+        let mut more = false;
+        'scan: while let Some(batch) = batches.next().await {
+            for kv in batch?.key_values {
+                let (pk, part) = self.parse_record_key(&kv.key)?;
+                let pk_bytes = layout::primary_key_bytes(&pk);
+                if current.as_ref().is_none_or(|(b, _)| *b != pk_bytes) {
+                    if let Some((_, done)) = current.take() {
+                        out.push(done);
+                        if limit.is_some_and(|l| out.len() >= l) {
+                            more = true;
+                            break 'scan;
+                        }
+                    }
+                    current = Some((
+                        pk_bytes,
+                        RawRecord {
+                            primary_key: pk.clone(),
+                            parts: BTreeMap::new(),
+                            version: None,
+                        },
+                    ));
+                }
+                let (_, raw) = current.as_mut().expect("set above");
+                if part == suffix::VERSION {
+                    raw.version = Some(decode_version(&pk, &kv.value)?);
+                } else {
+                    raw.parts.insert(part, kv.value);
+                }
+            }
+        }
+        if let Some((_, done)) = current.take() {
+            out.push(done);
+        }
+        if !snapshot {
+            let (conflict_begin, conflict_end) = match (more, out.last()) {
+                (true, Some(last)) if !reverse => (
+                    begin,
+                    [
+                        records.bytes(),
+                        &layout::primary_key_bytes_after(&last.primary_key),
+                    ]
+                    .concat(),
+                ),
+                (true, Some(last)) => (
+                    [
+                        records.bytes(),
+                        &layout::primary_key_bytes(&last.primary_key),
+                    ]
+                    .concat(),
+                    end,
+                ),
+                _ => (begin, end),
+            };
+            self.shared.tx.add_conflict_range(
+                &conflict_begin,
+                &conflict_end,
+                crate::kv::ConflictRangeType::Read,
+            )?;
+        }
+        let local = self.local();
+        for raw in &mut out {
+            if let Some(v) = local
+                .saved
+                .get(&layout::primary_key_bytes(&raw.primary_key))
+            {
+                raw.version = Some(*v);
+            }
+        }
+        // A record whose only key is a version (corrupt) still comes back, so that the
+        // decoder reports it.
+        Ok(RawScan { records: out, more })
+    }
+
+    fn parse_record_key(&self, key: &[u8]) -> Result<(KeyTuple, i64)> {
+        let elements: Vec<Element<'_>> =
+            self.layout
+                .records()
+                .unpack(key)
+                .map_err(|e| RecordStoreError::CorruptRecord {
+                    primary_key: Vec::new(),
+                    detail: format!("undecodable record key: {e:?}"),
+                })?;
+        match elements.as_slice() {
+            [Element::Tuple(pk), Element::Int(s)] => Ok((owned(pk), *s)),
+            _ => Err(RecordStoreError::CorruptRecord {
+                primary_key: Vec::new(),
+                detail: format!("unexpected record key {}", crate::kv::printable(key)),
+            }),
+        }
+    }
+
+    /// Reads one record's keys (data, chunks, version).
+    pub(crate) async fn read_raw(
+        &self,
+        pk: &KeyTuple,
+        snapshot: bool,
+    ) -> Result<Option<RawRecord>> {
+        let low = layout::primary_key_bytes(pk);
+        let high = layout::primary_key_bytes_after(pk);
+        let scan = self.scan_raw(&low, &high, false, None, snapshot).await?;
+        Ok(scan.records.into_iter().next())
+    }
+
+    /// Reassembles and decodes raw parts.
+    pub(crate) fn decode(&self, raw: RawRecord) -> Result<StoredRecord> {
+        let pk = raw.primary_key;
+        let (bytes, values) = match split::assemble(raw.parts) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Err(RecordStoreError::CorruptRecord {
+                    primary_key: pk,
+                    detail: "a version without record data".into(),
+                })
+            }
+            Err(SplitError::Torn(detail)) => {
+                return Err(RecordStoreError::TornRecord {
+                    primary_key: pk,
+                    detail,
+                })
+            }
+            Err(SplitError::Corrupt(detail)) => {
+                return Err(RecordStoreError::CorruptRecord {
+                    primary_key: pk,
+                    detail,
+                })
+            }
+        };
+        let corrupt = |detail: String| RecordStoreError::CorruptRecord {
+            primary_key: pk.clone(),
+            detail,
+        };
+        let envelope =
+            proto::StoredRecord::decode(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+        let record_type = match &envelope.record_type {
+            Some(proto::stored_record::RecordType::TypeName(name)) => {
+                self.metadata.record_type(name)
+            }
+            Some(proto::stored_record::RecordType::TypeKey(key)) => self
+                .metadata
+                .record_types()
+                .values()
+                .find(|t| t.explicit_type_key == Some(*key)),
+            None => None,
+        }
+        .ok_or_else(|| corrupt(format!("unknown record type {:?}", envelope.record_type)))?;
+        let message =
+            DynamicMessage::decode(record_type.descriptor.clone(), envelope.message.as_slice())
+                .map_err(|e| corrupt(e.to_string()))?;
+        Ok(StoredRecord {
+            primary_key: pk,
+            record_type: record_type.name.clone(),
+            message,
+            version: raw.version,
+            size: bytes.len(),
+            values,
+        })
+    }
+}
+
+/// `record` if `index` covers its record type.
+fn covered<'r>(
+    index: &crate::metadata::Index,
+    record: Option<IndexRecord<'r>>,
+) -> Option<IndexRecord<'r>> {
+    record.filter(|r| index.record_types.contains(&r.record_type.name))
+}
+
+fn owned(pk: &[Element<'_>]) -> KeyTuple {
+    pk.iter().cloned().map(Element::into_owned).collect()
+}
+
+fn write_size(w: &IndexWrite) -> usize {
+    match w {
+        IndexWrite::Set { key, value } => key.len() + value.len(),
+        IndexWrite::Clear { key } => 2 * key.len(),
+        IndexWrite::Atomic { key, param, .. } => key.len() + param.len(),
+        IndexWrite::SetVersionstampedKey { template, value } => template.len() + value.len(),
+        IndexWrite::CancelVersionstampedKey { .. } => 0,
+    }
+}
+
+/// The stored form of a record: the envelope naming its type, then the message.
+fn encode_record(record_type: &RecordType, message: &DynamicMessage) -> Vec<u8> {
+    use proto::stored_record::RecordType as Type;
+    proto::StoredRecord {
+        record_type: Some(match record_type.explicit_type_key {
+            Some(key) => Type::TypeKey(key),
+            None => Type::TypeName(record_type.name.clone()),
+        }),
+        message: message.encode_to_vec(),
+    }
+    .encode_to_vec()
+}
+
+fn decode_version(pk: &KeyTuple, value: &[u8]) -> Result<RecordVersion> {
+    match foundationdb_tuple::unpack::<Vec<Element<'_>>>(value).as_deref() {
+        Ok([Element::Versionstamp(v)]) => Ok(RecordVersion::from_versionstamp(v)),
+        _ => Err(RecordStoreError::CorruptRecord {
+            primary_key: pk.clone(),
+            detail: "undecodable record version".into(),
+        }),
+    }
+}
