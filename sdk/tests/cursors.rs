@@ -717,3 +717,38 @@ fn runner_stops_on_non_retryable_errors() {
         ));
     });
 }
+
+#[test]
+fn a_record_moving_behind_a_union_child_is_not_returned_twice() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let md = metadata();
+        save(&db, &md, &[user(5, 1, &[]), user(8, 0, &["a"])]).await;
+        for reverse in [false, true] {
+            let union = || -> Union<_, IndexEntry> {
+                Union::new()
+                    .child(tier_scan(1).reverse(reverse))
+                    .child(tag_scan("a").reverse(reverse))
+            };
+            save(&db, &md, &[user(5, 1, &[]), user(8, 0, &["a"])]).await;
+            let first = page(&db, &md, &union(), &ExecuteOptions::new().return_limit(1))
+                .await
+                .unwrap();
+            let first_id = entry_ids(&first.items)[0];
+            // The returned record joins the other child, behind that child's position.
+            let (moved, tier) = if reverse { (8, 1) } else { (5, 1) };
+            assert_eq!(first_id, moved);
+            save(&db, &md, &[user(moved, tier, &["a"])]).await;
+            let rest = page(
+                &db,
+                &md,
+                &union(),
+                &ExecuteOptions::new().continuation(Some(first.continuation)),
+            )
+            .await
+            .unwrap();
+            let other = if reverse { 5 } else { 8 };
+            assert_eq!(entry_ids(&rest.items), vec![other], "reverse={reverse}");
+        }
+    });
+}

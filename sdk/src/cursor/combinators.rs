@@ -137,11 +137,11 @@ fn open_children<T: Transaction, I: PrimaryKeyed + Send + 'static>(
             mode.name()
         )));
     }
-    let positions = match position {
-        Position::Start => vec![Position::Start; children.len()],
+    let (floor, positions) = match position {
+        Position::Start => (None, vec![Position::Start; children.len()]),
         Position::End => return Ok(exhausted()),
-        Position::Children(p) if p.len() == children.len() => p,
-        Position::Children(p) => {
+        Position::Children { last, children: p } if p.len() == children.len() => (last, p),
+        Position::Children { children: p, .. } => {
             return Err(ContinuationError::InvalidPosition(format!(
                 "{} child positions for a {} of {}",
                 p.len(),
@@ -176,6 +176,7 @@ fn open_children<T: Transaction, I: PrimaryKeyed + Send + 'static>(
         mode,
         reverse,
         children: states,
+        floor,
         done: false,
     };
     Ok(stream::unfold(merge, |mut m| async move {
@@ -253,6 +254,8 @@ struct Merge<I> {
     mode: Mode,
     reverse: bool,
     children: Vec<ChildState<I>>,
+    /// The primary key of the last item returned: children skip items at or before it.
+    floor: Option<Vec<u8>>,
     done: bool,
 }
 
@@ -261,9 +264,21 @@ impl<I: PrimaryKeyed + Send + 'static> Merge<I> {
     async fn fill(&mut self) -> Result<(), CursorError> {
         let (mode, reverse) = (self.mode, self.reverse);
         for (i, child) in self.children.iter_mut().enumerate() {
-            if child.head.is_some() || child.ended.is_some() {
-                continue;
+            while child.head.is_none() && child.ended.is_none() {
+                Self::fill_child(mode, reverse, self.floor.as_deref(), i, child).await?;
             }
+        }
+        Ok(())
+    }
+
+    async fn fill_child(
+        mode: Mode,
+        reverse: bool,
+        floor: Option<&[u8]>,
+        i: usize,
+        child: &mut ChildState<I>,
+    ) -> Result<(), CursorError> {
+        {
             match child.steps.next().await {
                 Some(Ok(Step::Item(item, position))) => {
                     let key = item.primary_key_bytes();
@@ -277,6 +292,19 @@ impl<I: PrimaryKeyed + Send + 'static> Merge<I> {
                         }
                     }
                     child.head = Some((item, key, position));
+                    // Already returned (or moved behind the others while the scan was
+                    // suspended): consume without returning it again.
+                    let behind = floor.is_some_and(|f| {
+                        let k = child.key().unwrap_or_default();
+                        if reverse {
+                            k >= f
+                        } else {
+                            k <= f
+                        }
+                    });
+                    if behind {
+                        child.consume();
+                    }
                 }
                 Some(Ok(Step::End(reason, position))) => {
                     child.ended = Some(reason);
@@ -293,7 +321,10 @@ impl<I: PrimaryKeyed + Send + 'static> Merge<I> {
     }
 
     fn positions(&self) -> Position {
-        Position::Children(self.children.iter().map(|c| c.position.clone()).collect())
+        Position::Children {
+            last: self.floor.clone(),
+            children: self.children.iter().map(|c| c.position.clone()).collect(),
+        }
     }
 
     /// The key that comes first in the scan's direction.
@@ -343,6 +374,7 @@ impl<I: PrimaryKeyed + Send + 'static> Merge<I> {
             }
         }
         let item = returned.expect("the best key came from a head");
+        self.floor = Some(best);
         Ok(Step::Item(item, self.positions()))
     }
 
@@ -382,6 +414,7 @@ impl<I: PrimaryKeyed + Send + 'static> Merge<I> {
                 let mut items = self.children.iter_mut().filter_map(ChildState::consume);
                 let item = items.next().expect("at least one child");
                 items.for_each(drop);
+                self.floor = Some(target);
                 return Ok(Step::Item(item, self.positions()));
             }
             // Heads before the target cannot be in every child: consume them.

@@ -78,8 +78,12 @@ pub enum Position {
     Start,
     /// After this key (relative to the scanned subspace) in the scan's direction.
     After(Vec<u8>),
-    /// One position per child of a union or intersection.
-    Children(Vec<Position>),
+    /// A union or intersection: the primary key (bytes) of the last item it returned,
+    /// and one position per child.
+    Children {
+        last: Option<Vec<u8>>,
+        children: Vec<Position>,
+    },
     /// Everything consumed.
     End,
 }
@@ -302,10 +306,10 @@ fn position_to_proto(position: &Position) -> proto::ContinuationPosition {
     let (kind, key, children) = match position {
         Position::Start => (Kind::Start, Vec::new(), Vec::new()),
         Position::After(key) => (Kind::AfterKey, key.clone(), Vec::new()),
-        Position::Children(c) => (
+        Position::Children { last, children } => (
             Kind::Children,
-            Vec::new(),
-            c.iter().map(position_to_proto).collect(),
+            last.clone().unwrap_or_default(),
+            children.iter().map(position_to_proto).collect(),
         ),
         Position::End => (Kind::End, Vec::new(), Vec::new()),
     };
@@ -341,15 +345,22 @@ fn position_from_proto(
             }
             Ok(Position::After(p.key.clone()))
         }
-        Kind::Children if p.key.is_empty() => {
+        Kind::Children => {
             if p.children.is_empty() || p.children.len() > MAX_CHILDREN {
                 return malformed("wrong number of child positions");
             }
-            p.children
+            if p.key.len() > limits::MAX_KEY_SIZE {
+                return malformed("position key longer than any key");
+            }
+            let children = p
+                .children
                 .iter()
                 .map(|c| position_from_proto(c, depth + 1))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Position::Children)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Position::Children {
+                last: (!p.key.is_empty()).then(|| p.key.clone()),
+                children,
+            })
         }
         _ => malformed("position has fields its kind does not allow"),
     }
@@ -393,11 +404,14 @@ mod tests {
     fn sample() -> Continuation {
         Continuation::new(
             [7; 32],
-            Position::Children(vec![
-                Position::After(b"\x05\x15\x01\x00".to_vec()),
-                Position::End,
-                Position::Start,
-            ]),
+            Position::Children {
+                last: Some(b"\x05\x15\x02\x00".to_vec()),
+                children: vec![
+                    Position::After(b"\x05\x15\x01\x00".to_vec()),
+                    Position::End,
+                    Position::Start,
+                ],
+            },
         )
     }
 

@@ -101,7 +101,7 @@ impl<T: Transaction> ScanPlan<T> for IndexScan {
                     low = crate::kv::key_after(key);
                 }
             }
-            Position::Children(_) => {
+            Position::Children { .. } => {
                 return Err(ContinuationError::InvalidPosition(
                     "a union or intersection position for an index scan".into(),
                 )

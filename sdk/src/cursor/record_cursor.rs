@@ -173,7 +173,7 @@ impl<T: Transaction> ScanPlan<T> for RecordScan {
                     low.push(0xff);
                 }
             }
-            Position::Children(_) => {
+            Position::Children { .. } => {
                 return Err(super::ContinuationError::InvalidPosition(
                     "a union or intersection position for a record scan".into(),
                 )
