@@ -27,6 +27,7 @@ fn main() {
             "fdb_records/store_header.proto",
             "fdb_records/metadata.proto",
             "fdb_records/record.proto",
+            "fdb_records/continuation.proto",
         ],
         "sdk_protos",
         false,

@@ -11,6 +11,7 @@
 //! | [`layout`] | THE key layout of a record store, and the explain-key helper |
 //! | [`store`] | the [record store](store::RecordStore); store header: open, create, upgrade; metadata saved in the database |
 //! | [`index`] | index maintainers: value, unique, count, sum, min/max, version |
+//! | [`cursor`] | cursors with limits, continuation tokens (signed, bound to their scan), union/intersection, the multi-transaction runner |
 //! | `build` (feature `build`) | compile `.proto` files from your build script, no `protoc` |
 //! | [`record`] | the typed (generated types) and dynamic (`DynamicMessage`) record APIs |
 //! | [`proto`] | the SDK's own protobuf messages (`schemas/fdb_records`) |
@@ -20,6 +21,7 @@
 pub mod backend;
 #[cfg(feature = "build")]
 pub mod build;
+pub mod cursor;
 pub mod index;
 pub mod key_expression;
 pub mod kv;

@@ -86,7 +86,12 @@ pub struct IndexEntry {
 
 impl<T: Transaction> RecordStore<T> {
     /// The index, if it exists, is readable and has one of `types`.
-    fn readable_index(&self, name: &str, types: &[IndexType], expected: &str) -> Result<&Index> {
+    pub(crate) fn readable_index(
+        &self,
+        name: &str,
+        types: &[IndexType],
+        expected: &str,
+    ) -> Result<&Index> {
         let index = self.maintainer(name)?.index();
         let state = self.index_state(name)?;
         if state != IndexState::Readable {

@@ -29,6 +29,8 @@ pub use record_store::{
 };
 pub use version::RecordVersion;
 
+pub(crate) use record_store::{decode_version, RawRecord};
+
 use crate::kv::{FdbError, RetryableError};
 use crate::metadata::evolution::EvolutionError;
 use crate::metadata::MetaDataError;

@@ -325,6 +325,12 @@ impl<T: Transaction> RecordStore<T> {
             })
     }
 
+    /// The version of a record saved through this handle in this transaction (by
+    /// primary-key bytes): scans report it in place of the stored one.
+    pub(crate) fn local_version(&self, pk_bytes: &[u8]) -> Option<RecordVersion> {
+        self.local().saved.get(pk_bytes).copied()
+    }
+
     fn local(&self) -> MutexGuard<'_, Local> {
         self.shared.local.lock().expect("store state")
     }
@@ -753,7 +759,7 @@ impl<T: Transaction> RecordStore<T> {
         Ok(RawScan { records: out, more })
     }
 
-    fn parse_record_key(&self, key: &[u8]) -> Result<(KeyTuple, i64)> {
+    pub(crate) fn parse_record_key(&self, key: &[u8]) -> Result<(KeyTuple, i64)> {
         let elements: Vec<Element<'_>> =
             self.layout
                 .records()
@@ -874,7 +880,7 @@ fn encode_record(record_type: &RecordType, message: &DynamicMessage) -> Vec<u8> 
     .encode_to_vec()
 }
 
-fn decode_version(pk: &KeyTuple, value: &[u8]) -> Result<RecordVersion> {
+pub(crate) fn decode_version(pk: &KeyTuple, value: &[u8]) -> Result<RecordVersion> {
     match foundationdb_tuple::unpack::<Vec<Element<'_>>>(value).as_deref() {
         Ok([Element::Versionstamp(v)]) => Ok(RecordVersion::from_versionstamp(v)),
         _ => Err(RecordStoreError::CorruptRecord {

@@ -1,0 +1,293 @@
+//! Record scans with continuations, and the batched key reader shared with index scans.
+
+use super::continuation::{BindingHasher, Position};
+use super::{check_in_range, exhausted, CursorError, Limiter, NoNextReason, ScanPlan, Step, Steps};
+use crate::kv::{key_after, FdbResult, KeyValue, RangeOption, Transaction};
+use crate::layout::{self, suffix};
+use crate::store::{decode_version, RawRecord, RecordRange, RecordStore, StoredRecord};
+use futures::stream::{self, StreamExt};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Reads a key range in growing batches, seeking from the last key read, within the
+/// cursor's key budget (plus one key of look-ahead).
+pub(crate) struct KvReader<T: Transaction> {
+    tx: T,
+    begin: Vec<u8>,
+    end: Vec<u8>,
+    reverse: bool,
+    iteration: usize,
+    buffer: VecDeque<KeyValue>,
+    exhausted: bool,
+    limiter: Limiter,
+}
+
+impl<T: Transaction> KvReader<T> {
+    pub(crate) fn new(
+        tx: T,
+        begin: Vec<u8>,
+        end: Vec<u8>,
+        reverse: bool,
+        limiter: Limiter,
+    ) -> Self {
+        let exhausted = begin >= end;
+        KvReader {
+            tx,
+            begin,
+            end,
+            reverse,
+            iteration: 1,
+            buffer: VecDeque::new(),
+            exhausted,
+            limiter,
+        }
+    }
+
+    async fn fetch(&mut self) -> FdbResult<()> {
+        if self.begin >= self.end {
+            self.exhausted = true;
+            return Ok(());
+        }
+        let mut range = RangeOption::from_keys(&self.begin, &self.end);
+        if self.reverse {
+            range = range.reversed();
+        }
+        // Read no further than the budget allows, plus one key to see where the
+        // current record ends.
+        let batch_limit = self.limiter.remaining_keys().map(|r| r.max(1) + 1);
+        if let Some(limit) = batch_limit {
+            range = range.with_limit(limit);
+        }
+        let batch = self.tx.get_range(&range, self.iteration, false).await?;
+        self.iteration += 1;
+        if let Some(last) = batch.key_values.last() {
+            if self.reverse {
+                self.end = last.key.clone();
+            } else {
+                self.begin = key_after(&last.key);
+            }
+        }
+        self.exhausted = batch.key_values.is_empty()
+            || (!batch.more && batch_limit.is_none_or(|l| batch.key_values.len() < l));
+        self.buffer.extend(batch.key_values);
+        Ok(())
+    }
+
+    /// The next key-value, without consuming it.
+    pub(crate) async fn peek(&mut self) -> FdbResult<Option<&KeyValue>> {
+        if self.buffer.is_empty() && !self.exhausted {
+            self.fetch().await?;
+        }
+        Ok(self.buffer.front())
+    }
+
+    /// Consumes the key-value [`peek`](Self::peek) returned, counting it as read.
+    pub(crate) fn pop(&mut self) -> Option<KeyValue> {
+        let kv = self.buffer.pop_front()?;
+        self.limiter.record(&kv.key, &kv.value);
+        Some(kv)
+    }
+}
+
+/// A scan of records by primary key: a [`ScanPlan`] returning [`StoredRecord`]s.
+///
+/// A record split across several keys is always returned whole and never cut by a
+/// limit; the continuation is the primary key of the last record read.
+///
+/// ```
+/// use fdb_records::cursor::RecordScan;
+/// use fdb_records::store::RecordRange;
+/// let newest_first = RecordScan::new(RecordRange::all()).reverse(true);
+/// let users_only = RecordScan::new(RecordRange::all()).record_type("examples.users.User");
+/// # let _ = (newest_first, users_only);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordScan {
+    pub range: RecordRange,
+    pub reverse: bool,
+    /// Only records of this type are returned (records of other types are read and
+    /// skipped, moving the continuation).
+    pub record_type: Option<String>,
+}
+
+impl RecordScan {
+    /// Records in `range`, ascending.
+    pub fn new(range: RecordRange) -> Self {
+        RecordScan {
+            range,
+            reverse: false,
+            record_type: None,
+        }
+    }
+    /// Sets the direction.
+    pub fn reverse(mut self, reverse: bool) -> Self {
+        self.reverse = reverse;
+        self
+    }
+    /// Returns only records of `record_type` (fully-qualified name).
+    pub fn record_type(mut self, record_type: impl Into<String>) -> Self {
+        self.record_type = Some(record_type.into());
+        self
+    }
+}
+
+impl<T: Transaction> ScanPlan<T> for RecordScan {
+    type Item = StoredRecord;
+
+    fn is_reverse(&self) -> bool {
+        self.reverse
+    }
+
+    fn bind(&self, h: &mut BindingHasher) {
+        let (low, high) = self.range.to_bytes();
+        h.bytes(b"records");
+        h.bytes(&low);
+        h.bytes(&high);
+        h.u64(u64::from(self.reverse));
+        match &self.record_type {
+            Some(t) => {
+                h.u64(1);
+                h.bytes(t.as_bytes());
+            }
+            None => h.u64(0),
+        }
+    }
+
+    fn open(
+        &self,
+        store: &RecordStore<T>,
+        position: Position,
+        limiter: &Limiter,
+    ) -> Result<Steps<StoredRecord>, CursorError> {
+        let (mut low, mut high) = self.range.to_bytes();
+        match &position {
+            Position::Start => {}
+            Position::End => return Ok(exhausted()),
+            Position::After(pk) => {
+                check_in_range(pk, &low, &high)?;
+                if self.reverse {
+                    // Ends before every key of record `pk`.
+                    high = pk.clone();
+                } else {
+                    // Starts after every key of record `pk` (data, chunks, version).
+                    low = pk.clone();
+                    low.push(0xff);
+                }
+            }
+            Position::Children { .. } => {
+                return Err(super::ContinuationError::InvalidPosition(
+                    "a union or intersection position for a record scan".into(),
+                )
+                .into())
+            }
+        }
+        let prefix = store.layout().records().bytes().to_vec();
+        let reader = KvReader::new(
+            store.transaction().clone(),
+            [prefix.as_slice(), &low].concat(),
+            [prefix.as_slice(), &high].concat(),
+            self.reverse,
+            limiter.clone(),
+        );
+        let state = RecordScanState {
+            store: store.clone(),
+            reader,
+            record_type: self.record_type.clone(),
+            limiter: limiter.clone(),
+            position,
+            consumed_any: false,
+            done: false,
+        };
+        Ok(stream::unfold(state, |mut st| async move {
+            let step = st.next_step().await?;
+            Some((step, st))
+        })
+        .boxed())
+    }
+}
+
+struct RecordScanState<T: Transaction> {
+    store: RecordStore<T>,
+    reader: KvReader<T>,
+    record_type: Option<String>,
+    limiter: Limiter,
+    /// After the last record read.
+    position: Position,
+    consumed_any: bool,
+    done: bool,
+}
+
+impl<T: Transaction> RecordScanState<T> {
+    async fn next_step(&mut self) -> Option<Result<Step<StoredRecord>, CursorError>> {
+        if self.done {
+            return None;
+        }
+        let step = self.next_step_inner().await;
+        if !matches!(step, Ok(Step::Item(..))) {
+            self.done = true;
+        }
+        Some(step)
+    }
+
+    async fn next_step_inner(&mut self) -> Result<Step<StoredRecord>, CursorError> {
+        loop {
+            // At a record boundary: the only place limits are checked.
+            if self.consumed_any {
+                if let Some(reason) = self.limiter.exceeded() {
+                    return Ok(Step::End(reason, self.position.clone()));
+                }
+            }
+            let Some((pk_bytes, raw)) = self.read_record().await? else {
+                return Ok(Step::End(NoNextReason::SourceExhausted, Position::End));
+            };
+            self.consumed_any = true;
+            self.position = Position::After(pk_bytes);
+            let record = self.store.decode(raw)?;
+            if self
+                .record_type
+                .as_ref()
+                .is_some_and(|t| *t != record.record_type)
+            {
+                continue;
+            }
+            return Ok(Step::Item(record, self.position.clone()));
+        }
+    }
+
+    /// Reads every key of the next record (one key of the record after it stays
+    /// buffered as look-ahead).
+    async fn read_record(&mut self) -> Result<Option<(Vec<u8>, RawRecord)>, CursorError> {
+        let mut current: Option<(Vec<u8>, RawRecord)> = None;
+        loop {
+            let Some(kv) = self.reader.peek().await? else {
+                break;
+            };
+            let (pk, part) = self.store.parse_record_key(&kv.key)?;
+            let pk_bytes = layout::primary_key_bytes(&pk);
+            if current.as_ref().is_some_and(|(b, _)| *b != pk_bytes) {
+                break;
+            }
+            let kv = self.reader.pop().expect("peeked");
+            let (_, raw) = current.get_or_insert_with(|| {
+                (
+                    pk_bytes,
+                    RawRecord {
+                        primary_key: pk.clone(),
+                        parts: BTreeMap::new(),
+                        version: None,
+                    },
+                )
+            });
+            if part == suffix::VERSION {
+                raw.version = Some(decode_version(&pk, &kv.value)?);
+            } else {
+                raw.parts.insert(part, kv.value);
+            }
+        }
+        if let Some((pk_bytes, raw)) = current.as_mut() {
+            if let Some(v) = self.store.local_version(pk_bytes) {
+                raw.version = Some(v);
+            }
+        }
+        Ok(current)
+    }
+}
