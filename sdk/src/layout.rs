@@ -6,15 +6,15 @@
 //! | key (under the store subspace) | value | what |
 //! |---|---|---|
 //! | `(0,)` | `StoreHeader` protobuf | [store header](crate::store): format/metadata/user versions, index set, former indexes |
-//! | `(1, (pk...), 0)` | record bytes | an unsplit record |
-//! | `(1, (pk...), n)` for `n >= 1` | chunk `n` | a record split across keys (values > 100 kB) |
-//! | `(1, (pk...), -1)` | versionstamp | the record's version, next to its data |
+//! | `(1, (pk...), 0)` | `StoredRecord` protobuf (record type + message) | an unsplit record |
+//! | `(1, (pk...), n)` for `n >= 1` | chunk `n` | a record split across keys (values > 100 kB); chunk 1 starts with the chunk count (4 bytes LE) |
+//! | `(1, (pk...), -1)` | tuple `(versionstamp,)` | the record's version (commit versionstamp + order in the transaction), next to its data |
 //! | `(2, index, values..., (pk...))` | empty | a VALUE (or VERSION) index entry |
 //! | `(2, index, group...)` | aggregate | a COUNT/SUM/MIN_EVER/MAX_EVER index's value for one group |
 //! | `(3, index, ...)` | maintainer-defined | an index's secondary space (private to its maintainer) |
 //! | `(4,)` and `(4, ...)` | little-endian `i64` | record counts (atomic adds) |
 //! | `(5, index)` | state byte | state of a *non-readable* index (absent = readable) |
-//! | `(6, index, ...)` | range set | built ranges of an index being built online |
+//! | `(6, index, begin)` | `end` | a built range `[begin, end)` of primary-key bytes ([`primary_key_bytes`]) of an index being built online |
 //! | `(7, index, values..., (pk...))` | empty | a uniqueness violation found by an online build |
 //! | `(8, ...)` | — | reserved (Apple's legacy record-version space; versions live at suffix `-1`) |
 //! | `(9, index, ...)` | builder-defined | online index build bookkeeping (scanned counts, builder lease) |

@@ -16,7 +16,7 @@
 //! | [`record`] | the typed (generated types) and dynamic (`DynamicMessage`) record APIs |
 //! | [`proto`] | the SDK's own protobuf messages (`schemas/fdb_records`) |
 //!
-//! Start with the [schema guide](schema_guide).
+//! Start with the [schema guide](schema_guide), then the [record store guide](record_store_guide).
 
 pub mod backend;
 #[cfg(feature = "build")]
@@ -48,6 +48,9 @@ macro_rules! include_record_protos {
 
 #[doc = include_str!("../../docs/schema.md")]
 pub mod schema_guide {}
+
+#[doc = include_str!("../../docs/record_store.md")]
+pub mod record_store_guide {}
 
 /// The example schema (`schemas/examples/users.proto`), compiled for the SDK's tests.
 #[cfg(test)]

@@ -147,7 +147,11 @@ fn child_main(path: PathBuf) {
     });
     emit("@@OPENING@@");
     let opening = Instant::now();
-    let db = EmbeddedDatabase::open(&path).unwrap_or_else(|e| fail("open", e));
+    // Frequent checkpoints, so that kills also land in and around them.
+    let db = EmbeddedDatabase::builder()
+        .checkpoint_every(16)
+        .open(&path)
+        .unwrap_or_else(|e| fail("open", e));
     let open_ms = opening.elapsed().as_millis();
     let start_version = db.committed_version();
     // A generation number per run keeps transaction ids unique across restarts.
@@ -419,11 +423,29 @@ fn run_iterations(dir: &Path, seed: u64, iterations: usize) -> Result<Totals, St
         // Verify a copy, so that the next child opens the crashed file itself and has to
         // recover it (and may be killed while it does).
         let verify_started = Instant::now();
+        // A database is its file plus the write-ahead log beside it (`<file>.wal`).
         let copy = dir.join("verify.redb");
-        std::fs::copy(path, &copy).map_err(|e| format!("copying {}: {e}", path.display()))?;
+        let with_log = |p: &Path| {
+            let mut name = p.as_os_str().to_os_string();
+            name.push(".wal");
+            PathBuf::from(name)
+        };
+        for (from, to) in [
+            (path.to_path_buf(), copy.clone()),
+            (with_log(path), with_log(&copy)),
+        ] {
+            if from.exists() {
+                std::fs::copy(&from, &to)
+                    .map_err(|e| format!("copying {}: {e}", from.display()))?;
+            }
+        }
         let stats = verify(&copy, &mut model, &report)
             .map_err(|e| format!("iteration {iteration}: {e}"))?;
-        std::fs::remove_file(&copy).map_err(|e| format!("removing {}: {e}", copy.display()))?;
+        for p in [copy.clone(), with_log(&copy)] {
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| format!("removing {}: {e}", p.display()))?;
+            }
+        }
         println!(
             "iteration {iteration:2}: killed {} +{:3}ms{} ({status}); acks {:4}, in flight at kill {} \
              (committed {}), markers {:5}, version {:5}, child opened in {}, verified in {:.0?}",

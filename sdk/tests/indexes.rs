@@ -541,6 +541,7 @@ fn retries_after_commit_unknown_result_never_double_count() {
                         .await
                         .unwrap();
                         model.orders.insert(id, o);
+                        model.users.remove(&id);
                     }
                     2 => {
                         let u = User {
@@ -555,6 +556,7 @@ fn retries_after_commit_unknown_result_never_double_count() {
                         match saved {
                             Ok(_) => {
                                 model.users.insert(id, u);
+                                model.orders.remove(&id);
                             }
                             Err(RecordStoreError::UniquenessViolation { .. }) => {
                                 assert!(model
@@ -642,11 +644,28 @@ fn retries_after_commit_unknown_result_never_double_count() {
                 stored.len(),
                 "seed {seed}: one version entry per record"
             );
-            // And the store holds what the model says (last write per id wins).
+            // Every other index (value, unique, not-null count, min/max, version) agrees
+            // with the records too.
+            let report = with_store(&db, &md, |st| async move {
+                fdb_records::store::check_store(&st).await
+            })
+            .await
+            .unwrap();
+            assert!(report.is_ok(), "seed {seed}: {:#?}", report.problems);
+            assert_eq!(report.records_checked, stored.len() as u64);
+            // And the store holds exactly what the model says.
+            assert_eq!(
+                stored.len(),
+                model.users.len() + model.orders.len(),
+                "seed {seed}"
+            );
             for r in &stored {
                 if r.record_type == ORDER {
                     let o: Order = r.to_record().unwrap();
                     assert_eq!(model.orders.get(&o.order_id), Some(&o), "seed {seed}");
+                } else {
+                    let u: User = r.to_record().unwrap();
+                    assert_eq!(model.users.get(&u.id), Some(&u), "seed {seed}");
                 }
             }
         });
@@ -709,5 +728,54 @@ fn reading_a_write_only_index_is_a_typed_error_and_writers_skip_unbuilt_ranges()
             .unwrap();
         assert!(kvs.is_empty(), "{kvs:?}");
         let _ = FdbError::from_code(1020);
+    });
+}
+
+#[test]
+fn grouped_version_index_feeds_changes_per_group() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let md = Arc::new(
+            base(1)
+                .index(
+                    Index::new(
+                        "changes_per_user",
+                        IndexType::Version,
+                        fdb_records::key_expression::concat([
+                            field("user_id"),
+                            fdb_records::key_expression::version(),
+                        ]),
+                    )
+                    .on(ORDER),
+                )
+                .build()
+                .unwrap(),
+        );
+        for (id, user_id) in [(1, 7), (2, 8), (3, 7), (4, 7)] {
+            with_store(&db, &md, |st| async move {
+                st.save_record(&order(id, user_id, 0)).await
+            })
+            .await
+            .unwrap();
+        }
+        let feed = |after: Option<RecordVersion>| {
+            with_store(&db, &md, move |st| async move {
+                st.changes_since("changes_per_user", &[int(7)], after, None)
+                    .await
+            })
+        };
+        let all = feed(None).await.unwrap();
+        let pks: Vec<_> = all.iter().map(|e| e.primary_key.clone()).collect();
+        assert_eq!(pks, vec![vec![int(1)], vec![int(3)], vec![int(4)]]);
+        let after_first = feed(all[0].version).await.unwrap();
+        assert_eq!(after_first.len(), 2);
+        assert_eq!(after_first[0].primary_key, vec![int(3)]);
+        // Moving order 3 to user 8 removes it from user 7's feed.
+        with_store(&db, &md, |st| async move {
+            st.save_record(&order(3, 8, 0)).await
+        })
+        .await
+        .unwrap();
+        assert_eq!(feed(None).await.unwrap().len(), 2);
     });
 }

@@ -151,6 +151,14 @@ fn persisted_metadata_round_trips_without_the_compiled_schema() {
             )
             .on(USER),
         )
+        .index(
+            Index::new(
+                "aged_per_tier",
+                IndexType::CountNotNull,
+                field("age").group_by(field("tier")),
+            )
+            .on(USER),
+        )
         .former_index("old_index", 5)
         .build()
         .unwrap();
@@ -431,4 +439,32 @@ fn undecodable_input_is_a_typed_error() {
         .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
         .build();
     assert!(built.is_ok());
+}
+
+#[test]
+fn count_not_null_needs_exactly_one_grouped_column() {
+    use fdb_records::key_expression::empty;
+    let err = RecordMetaData::builder(common::example_pool())
+        .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
+        .index(
+            Index::new(
+                "bad",
+                IndexType::CountNotNull,
+                empty().group_by(field("tier")),
+            )
+            .on(USER),
+        )
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        MetaDataError::WrongGroupedColumnCount {
+            index: "bad".into(),
+            index_type: IndexType::CountNotNull,
+            expected: 1,
+            found: 0
+        }
+    );
+    assert_eq!(IndexType::CountNotNull.to_string(), "COUNT_NOT_NULL");
+    assert!(IndexType::CountNotNull.is_aggregate());
 }

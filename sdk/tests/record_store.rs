@@ -496,3 +496,137 @@ fn versions_follow_commit_order_and_in_transaction_order() {
         let _: BTreeSet<i64> = BTreeSet::new();
     });
 }
+
+#[test]
+fn bad_input_is_a_typed_error_and_writes_nothing() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        // Metadata with users only: an order is not a record type of this store.
+        let md = std::sync::Arc::new(
+            base(1)
+                .index(
+                    fdb_records::metadata::Index::new(
+                        "by_email",
+                        fdb_records::metadata::IndexType::Value,
+                        fdb_records::key_expression::field("email"),
+                    )
+                    .on(USER),
+                )
+                .build()
+                .unwrap(),
+        );
+        let users_only = std::sync::Arc::new(
+            fdb_records::metadata::RecordMetaData::builder(common::example_pool())
+                .record_type(
+                    fdb_records::metadata::RecordTypeDef::new(USER)
+                        .primary_key(fdb_records::key_expression::field("id")),
+                )
+                .build()
+                .unwrap(),
+        );
+        let err = with_store(&db, &users_only, |s| async move {
+            s.save_record(&order(1, 1, 1)).await
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("examples.users.Order"),
+            "names the unknown type: {err}"
+        );
+        // An index entry beyond FoundationDB's key size limit.
+        let huge = "x".repeat(20_000);
+        let err = with_store(&db, &md, |s| {
+            let huge = huge.clone();
+            async move { s.save_record(&user(1, &huge, 0, &[])).await }
+        })
+        .await
+        .unwrap_err();
+        match &err {
+            RecordStoreError::KeyTooLarge {
+                what, size, limit, ..
+            } => {
+                assert_eq!(what, "index `by_email` entry");
+                assert!(size > limit);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(parts(&db, 1).await.is_empty(), "nothing written");
+        let count = with_store(&db, &md, |s| async move { s.record_count().await })
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+    });
+}
+
+#[test]
+fn prepare_commit_writes_versions_when_the_handle_outlives_the_commit() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let md = metadata();
+        with_store(&db, &md, |_| async move { Ok(()) })
+            .await
+            .unwrap();
+        let tx = db.create_transaction().unwrap();
+        let store = RecordStore::open(&tx, subspace(), md.clone())
+            .await
+            .unwrap();
+        let saved = store.save_record(&user(1, "a", 0, &[])).await.unwrap();
+        store.prepare_commit();
+        let committed = tx.commit().await.unwrap();
+        let expected = saved.version.complete_with(committed.versionstamp.unwrap());
+        let (version, feed) = with_store(&db, &md, |s| async move {
+            Ok((
+                s.load_record_version(&pk(1)).await?,
+                s.changes_since("changes", &[], None, None).await?,
+            ))
+        })
+        .await
+        .unwrap();
+        assert_eq!(version, Some(expected));
+        assert_eq!(feed.len(), 1);
+        assert_eq!(feed[0].version, Some(expected));
+        drop(store);
+    });
+}
+
+#[test]
+fn a_limited_scan_conflicts_only_with_writes_to_what_it_returned() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let md = metadata();
+        with_store(&db, &md, |s| async move {
+            for id in 0..10 {
+                s.save_record(&user(id, &format!("u{id}"), 0, &[])).await?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        // (write after the scan, the scanned transaction's outcome)
+        for (written, conflicts) in [(8, false), (2, true)] {
+            let reader = db.create_transaction().unwrap();
+            let store = RecordStore::open(&reader, subspace(), md.clone())
+                .await
+                .unwrap();
+            let got = store
+                .scan_records(&RecordRange::all(), ScanOptions::forward().with_limit(3))
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 3);
+            with_store(&db, &md, |s| async move {
+                s.save_record(&user(written, &format!("changed{written}"), 1, &[]))
+                    .await
+            })
+            .await
+            .unwrap();
+            reader.set(b"marker", b"x"); // make the reader a writing transaction
+            drop(store);
+            let result = reader.commit().await;
+            assert_eq!(
+                result.is_err(),
+                conflicts,
+                "write to record {written}: {result:?}"
+            );
+        }
+    });
+}

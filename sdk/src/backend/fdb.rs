@@ -1,5 +1,5 @@
 //! The production backend: the [transaction abstraction](crate::kv) over a FoundationDB
-//! cluster, through the [`foundationdb`] crate (API version 730).
+//! cluster, through the [`foundationdb`] crate (API version 730 with feature `fdb`, 740 with `fdb-7_4`).
 //!
 //! The adapter is thin: every call goes to the C client, which owns conflict checking,
 //! retries (`on_error`), backoff, timeouts and size limits. What it adds is the glue the

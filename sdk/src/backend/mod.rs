@@ -3,8 +3,8 @@
 //! | backend | feature | for |
 //! |---|---|---|
 //! | [`embedded`] | default | development, tests, simulation, single-node use |
-//! | `fdb` | `fdb` | production on a FoundationDB cluster |
+//! | `fdb` | `fdb` (7.3 API) or `fdb-7_4` | production on a FoundationDB cluster |
 
 pub mod embedded;
-#[cfg(feature = "fdb")]
+#[cfg(any(feature = "fdb", feature = "fdb-7_4"))]
 pub mod fdb;

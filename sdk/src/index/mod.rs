@@ -25,7 +25,6 @@
 
 pub mod count;
 pub mod min_max;
-#[allow(dead_code)] // used by the online builder
 pub(crate) mod range_set;
 pub mod sum;
 pub mod value;

@@ -2,7 +2,7 @@
 //! disjoint, merged when adjacent. Bounds are primary-key bytes
 //! ([`crate::layout::primary_key_bytes`]); `[b"", b"\xff")` is every record.
 
-use crate::kv::{key_after, FdbResult, RangeOption, Transaction};
+use crate::kv::{key_after, RangeOption, Transaction};
 use crate::layout::StoreLayout;
 use crate::store::RecordStoreError;
 use foundationdb_tuple::Element;
@@ -119,19 +119,6 @@ pub(crate) async fn insert<T: Transaction>(
 pub(crate) fn clear<T: Transaction>(tx: &T, layout: &StoreLayout, index: &str) {
     let (begin, end) = layout.index_range(index).range();
     tx.clear_range(&begin, &end);
-}
-
-#[allow(dead_code)]
-pub(crate) async fn is_complete<T: Transaction>(
-    tx: &T,
-    layout: &StoreLayout,
-    index: &str,
-) -> FdbResult<bool> {
-    let (begin, end) = layout.index_range(index).range();
-    let kvs = tx
-        .get_range_all(RangeOption::from_keys(&begin, &end), false)
-        .await?;
-    Ok(kvs.len() == 1 && kvs[0].value == END)
 }
 
 #[cfg(test)]

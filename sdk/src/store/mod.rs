@@ -1,7 +1,12 @@
-//! The record store's persistent scaffolding: the [header](header) (open, create,
-//! upgrade) and the [metadata store](metadata_store) (record metadata saved in the
-//! database by version).
+//! The record store: [`RecordStore`] (records and their indexes, changed together),
+//! index scans and aggregate reads, the [online index builder](builder), the
+//! [consistency checker](checker), and the persistent scaffolding underneath — the
+//! [header] (open, create, upgrade) and the [metadata store](metadata_store) (record
+//! metadata saved in the database by version). See the
+//! [record store guide](crate::record_store_guide).
 
+pub mod builder;
+pub mod checker;
 mod error;
 pub mod header;
 mod index_scan;
@@ -10,6 +15,8 @@ mod record_store;
 pub mod split;
 mod version;
 
+pub use builder::{BuildConfig, BuildReport, OnlineIndexBuilder};
+pub use checker::{check_store, CheckReport, Problem, StoreChecker};
 pub use error::{RecordStoreError, RecordStoreResult};
 pub use header::{
     open_store, IndexState, OpenOptions, OpenOutcome, OpenedStore, RecordStoreHeader,

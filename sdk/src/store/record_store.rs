@@ -31,7 +31,8 @@ pub enum RecordExistence {
     Any,
     /// Update only: fails with [`RecordStoreError::RecordDoesNotExist`].
     MustExist,
-    /// Insert only: fails with [`RecordStoreError::RecordAlreadyExists`].
+    /// Insert only: fails with [`RecordStoreError::RecordAlreadyExists`]. A retry after
+    /// `commit_unknown_result` whose first attempt committed fails this way too.
     MustNotExist,
 }
 
@@ -680,7 +681,9 @@ impl<T: Transaction> RecordStore<T> {
         if reverse {
             range = range.reversed();
         }
-        let mut batches = self.shared.tx.get_ranges(range, snapshot);
+        // Read as a snapshot; a serializable scan then takes a read conflict on exactly
+        // the records it returns (not on the keys read past its limit).
+        let mut batches = self.shared.tx.get_ranges(range, true);
         let mut out: Vec<RawRecord> = Vec::new();
         let mut current: Option<(Vec<u8>, RawRecord)> = None;
         let mut more = false;
@@ -715,6 +718,32 @@ impl<T: Transaction> RecordStore<T> {
         }
         if let Some((_, done)) = current.take() {
             out.push(done);
+        }
+        if !snapshot {
+            let (conflict_begin, conflict_end) = match (more, out.last()) {
+                (true, Some(last)) if !reverse => (
+                    begin,
+                    [
+                        records.bytes(),
+                        &layout::primary_key_bytes_after(&last.primary_key),
+                    ]
+                    .concat(),
+                ),
+                (true, Some(last)) => (
+                    [
+                        records.bytes(),
+                        &layout::primary_key_bytes(&last.primary_key),
+                    ]
+                    .concat(),
+                    end,
+                ),
+                _ => (begin, end),
+            };
+            self.shared.tx.add_conflict_range(
+                &conflict_begin,
+                &conflict_end,
+                crate::kv::ConflictRangeType::Read,
+            )?;
         }
         let local = self.local();
         for raw in &mut out {

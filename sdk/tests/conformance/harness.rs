@@ -203,10 +203,10 @@ impl<const DURABLE: bool> FaultControl for Embedded<DURABLE> {
 // ---------------------------------------------------------------------------------
 // FoundationDB
 
-#[cfg(feature = "fdb")]
+#[cfg(any(feature = "fdb", feature = "fdb-7_4"))]
 pub use fdb_cluster::FdbCluster;
 
-#[cfg(feature = "fdb")]
+#[cfg(any(feature = "fdb", feature = "fdb-7_4"))]
 mod fdb_cluster {
     use super::*;
     use fdb_records::backend::fdb::FdbDatabase;

@@ -45,7 +45,7 @@ macro_rules! conformance {
                 }
             )+
         }
-        #[cfg(feature = "fdb")]
+        #[cfg(any(feature = "fdb", feature = "fdb-7_4"))]
         mod fdb_cluster {
             $(
                 #[test]

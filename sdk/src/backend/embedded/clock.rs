@@ -74,16 +74,22 @@ impl Clock for ManualClock {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.advance(duration);
         // Still yield once so other tasks get to run, as a real sleep would allow.
-        let mut yielded = false;
-        futures::future::poll_fn(move |cx| {
-            if yielded {
-                std::task::Poll::Ready(())
-            } else {
-                yielded = true;
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        })
-        .boxed()
+        yield_once().boxed()
     }
+}
+
+/// Returns `Pending` once (waking itself), letting every other ready task on the
+/// executor run before this one continues. Deterministic under a single-threaded executor.
+pub(crate) async fn yield_once() {
+    let mut yielded = false;
+    futures::future::poll_fn(move |cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }

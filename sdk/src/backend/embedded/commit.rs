@@ -224,17 +224,7 @@ impl Engine {
 /// own sync (FoundationDB's commit proxies wait a short batching interval likewise).
 /// A single yield keeps runs deterministic under a single-threaded executor.
 async fn batching_window() {
-    let mut yielded = false;
-    future::poll_fn(move |cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
+    super::clock::yield_once().await
 }
 
 fn apply_mutation(

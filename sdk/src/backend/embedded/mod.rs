@@ -36,6 +36,7 @@ mod intervals;
 mod resolver;
 mod storage;
 mod transaction;
+mod wal;
 mod write_buffer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -88,6 +89,7 @@ pub struct EmbeddedBuilder {
     clock: Arc<dyn Clock>,
     faults: Option<FaultConfig>,
     lifetime: Duration,
+    checkpoint_batches: u32,
 }
 
 impl EmbeddedBuilder {
@@ -106,6 +108,13 @@ impl EmbeddedBuilder {
         self.lifetime = lifetime;
         self
     }
+    /// Commit batches between checkpoints of an on-disk database (default 2048): a
+    /// checkpoint makes redb durable and empties the write-ahead log, so fewer batches
+    /// mean a shorter replay on open but more frequent full syncs.
+    pub fn checkpoint_every(mut self, batches: u32) -> Self {
+        self.checkpoint_batches = batches.max(1);
+        self
+    }
     /// Opens or creates a durable database file.
     pub fn open(self, path: impl AsRef<Path>) -> Result<EmbeddedDatabase, OpenError> {
         let path = path.as_ref();
@@ -113,7 +122,7 @@ impl EmbeddedBuilder {
             path: path.to_path_buf(),
             source,
         };
-        let storage = storage::Storage::open(path).map_err(wrap)?;
+        let storage = storage::Storage::open(path, self.checkpoint_batches).map_err(wrap)?;
         self.build(storage).map_err(wrap)
     }
     /// Creates a database that lives in memory only.
@@ -136,6 +145,7 @@ impl EmbeddedDatabase {
             clock: Arc::new(SystemClock::default()),
             faults: None,
             lifetime: limits::MAX_TRANSACTION_LIFETIME,
+            checkpoint_batches: storage::CHECKPOINT_BATCHES,
         }
     }
     /// Opens or creates a durable database file with default options.

@@ -4,7 +4,15 @@
 //! things from storage: a consistent snapshot at the last committed version, point
 //! and range reads on it, and an atomic, durable write of one commit batch together
 //! with the batch's version.
+//!
+//! On disk, durability comes from the [write-ahead log](super::wal): a batch is
+//! resolved inside a redb write transaction, its final writes are appended to the log
+//! and synced, and only then is the redb transaction committed (without a sync) and
+//! made visible. Every [`CHECKPOINT_BATCHES`] batches (configurable) or [`CHECKPOINT_BYTES`] of log,
+//! a durable redb commit makes everything so far durable in redb and the log is
+//! emptied. Opening replays logged batches newer than redb's durable version.
 
+use super::wal::{wal_path, Wal, WalOp};
 use crate::kv::{code, FdbError};
 use redb::{
     backends::InMemoryBackend, Database, Durability, ReadOnlyTable, ReadableDatabase,
@@ -12,10 +20,16 @@ use redb::{
 };
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Mutex;
 
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const META_VERSION: &str = "committed_version";
+
+/// Default number of batches between checkpoints.
+pub(crate) const CHECKPOINT_BATCHES: u32 = 2048;
+/// Log size that forces a checkpoint.
+pub(crate) const CHECKPOINT_BYTES: u64 = 32 << 20;
 
 pub(crate) fn storage_error(e: impl std::fmt::Display) -> FdbError {
     // Surfaced as FoundationDB's io_error: not retryable, the caller must look.
@@ -26,7 +40,14 @@ pub(crate) fn storage_error(e: impl std::fmt::Display) -> FdbError {
 /// Durable ordered key-value storage with snapshot reads.
 pub(crate) struct Storage {
     db: Database,
-    durable: bool,
+    /// The log of an on-disk database; `None` in memory.
+    wal: Option<Mutex<LogState>>,
+}
+
+struct LogState {
+    wal: Wal,
+    batches_since_checkpoint: u32,
+    checkpoint_batches: u32,
 }
 
 /// One write to apply in a batch, already resolved to plain sets and clears.
@@ -37,10 +58,47 @@ pub(crate) enum StorageWrite<'a> {
 }
 
 impl Storage {
-    /// Opens (or creates) the database file at `path`.
-    pub(crate) fn open(path: &Path) -> Result<Self, FdbError> {
-        let db = Database::create(path).map_err(storage_error)?;
-        Self::init(db, true)
+    /// Opens (or creates) the database file at `path`, replaying its log.
+    pub(crate) fn open(path: &Path, checkpoint_batches: u32) -> Result<Self, FdbError> {
+        if !path.exists() {
+            create_atomically(path)?;
+        }
+        let db = Database::open(path).map_err(storage_error)?;
+        let (wal, records) = Wal::open(&wal_path(path))?;
+        let mut storage = Self::init(db)?;
+        let durable = storage.snapshot()?.version();
+        let pending: Vec<_> = records
+            .into_iter()
+            .filter(|r| r.version > durable)
+            .collect();
+        if let Some(last) = pending.last().map(|r| r.version) {
+            let tx = storage.begin(Durability::Immediate)?;
+            {
+                let mut data = tx.open_table(DATA).map_err(storage_error)?;
+                let mut writer = BatchWriter {
+                    table: &mut data,
+                    log: None,
+                };
+                for op in pending.iter().flat_map(|r| &r.ops) {
+                    writer.apply(match op {
+                        WalOp::Set(k, v) => StorageWrite::Set(k, v),
+                        WalOp::Clear(k) => StorageWrite::Clear(k),
+                        WalOp::ClearRange(b, e) => StorageWrite::ClearRange(b, e),
+                    })?;
+                }
+                let mut meta = tx.open_table(META).map_err(storage_error)?;
+                meta.insert(META_VERSION, last).map_err(storage_error)?;
+            }
+            tx.commit().map_err(storage_error)?;
+        }
+        let mut log = LogState {
+            wal,
+            batches_since_checkpoint: 0,
+            checkpoint_batches: checkpoint_batches.max(1),
+        };
+        log.wal.truncate()?;
+        storage.wal = Some(Mutex::new(log));
+        Ok(storage)
     }
 
     /// A fresh database that lives in memory only.
@@ -48,15 +106,21 @@ impl Storage {
         let db = Database::builder()
             .create_with_backend(InMemoryBackend::new())
             .map_err(storage_error)?;
-        Self::init(db, false)
+        Self::init(db)
     }
 
-    fn init(db: Database, durable: bool) -> Result<Self, FdbError> {
+    fn init(db: Database) -> Result<Self, FdbError> {
         let tx = db.begin_write().map_err(storage_error)?;
         tx.open_table(DATA).map_err(storage_error)?;
         tx.open_table(META).map_err(storage_error)?;
         tx.commit().map_err(storage_error)?;
-        Ok(Storage { db, durable })
+        Ok(Storage { db, wal: None })
+    }
+
+    fn begin(&self, durability: Durability) -> Result<redb::WriteTransaction, FdbError> {
+        let mut tx = self.db.begin_write().map_err(storage_error)?;
+        tx.set_durability(durability).map_err(storage_error)?;
+        Ok(tx)
     }
 
     /// A snapshot of the last committed batch.
@@ -72,35 +136,118 @@ impl Storage {
         Ok(StorageSnapshot { data, version })
     }
 
-    /// Applies `writes` and records `version` atomically; durable when this returns.
+    /// Applies one batch's writes and records `version`, atomically; durable (on disk)
+    /// when this returns.
     ///
-    /// `read_modify` is called for keys whose new value depends on the current one
-    /// (atomic mutations): it receives the current value and returns the new one.
+    /// On a log failure nothing is applied (`io_error`). If redb fails after the log
+    /// holds the batch, the batch will reappear on reopen: `commit_unknown_result`.
     pub(crate) fn write_batch<F>(&self, version: u64, mut apply: F) -> Result<(), FdbError>
     where
         F: FnMut(&mut BatchWriter<'_, '_>) -> Result<(), FdbError>,
     {
-        let mut tx = self.db.begin_write().map_err(storage_error)?;
-        tx.set_durability(if self.durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })
-        .map_err(storage_error)?;
+        let tx = self.begin(Durability::None)?;
+        let mut ops = Vec::new();
         {
             let mut data = tx.open_table(DATA).map_err(storage_error)?;
-            let mut writer = BatchWriter { table: &mut data };
+            let log = self.wal.is_some().then_some(&mut ops);
+            let mut writer = BatchWriter {
+                table: &mut data,
+                log,
+            };
             apply(&mut writer)?;
             let mut meta = tx.open_table(META).map_err(storage_error)?;
             meta.insert(META_VERSION, version).map_err(storage_error)?;
         }
-        tx.commit().map_err(storage_error)
+        let Some(log) = &self.wal else {
+            return tx.commit().map_err(storage_error);
+        };
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        log.wal.append(version, &ops)?;
+        if let Err(e) = tx.commit() {
+            eprintln!("fdb-records: redb commit failed after the batch was logged: {e}");
+            return Err(FdbError::from_code(code::COMMIT_UNKNOWN_RESULT));
+        }
+        log.batches_since_checkpoint += 1;
+        if log.batches_since_checkpoint >= log.checkpoint_batches
+            || log.wal.len() >= CHECKPOINT_BYTES
+        {
+            // The batch is durable in the log either way; a failed checkpoint is retried
+            // at the next batch and the log simply keeps growing meanwhile.
+            if let Err(e) = self.checkpoint(&mut log, version) {
+                eprintln!(
+                    "fdb-records: checkpoint of {} failed, will retry: {e}",
+                    log.wal.path().display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes redb durable up to `version`, then empties the log.
+    fn checkpoint(&self, log: &mut LogState, version: u64) -> Result<(), FdbError> {
+        let tx = self.begin(Durability::Immediate)?;
+        {
+            let mut meta = tx.open_table(META).map_err(storage_error)?;
+            meta.insert(META_VERSION, version).map_err(storage_error)?;
+        }
+        tx.commit().map_err(storage_error)?;
+        log.wal.truncate()?;
+        log.batches_since_checkpoint = 0;
+        Ok(())
+    }
+}
+
+/// Creates an empty database at `path` so that a crash leaves either no file or a
+/// complete one: a crash halfway through creating a redb file in place leaves a file
+/// that can never be opened.
+fn create_atomically(path: &Path) -> Result<(), FdbError> {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".creating");
+    let staging = path.with_file_name(name);
+    match std::fs::remove_file(&staging) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(storage_error(e)),
+    }
+    let db = Database::create(&staging).map_err(storage_error)?;
+    drop(Storage::init(db)?);
+    std::fs::rename(&staging, path).map_err(storage_error)?;
+    // Make the rename itself durable.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(storage_error)
+}
+
+impl Drop for Storage {
+    /// A clean close leaves nothing to replay on the next open.
+    fn drop(&mut self) {
+        let Some(log) = self.wal.take() else { return };
+        let mut log = log.into_inner().unwrap_or_else(|p| p.into_inner());
+        if log.wal.len() == 0 {
+            return;
+        }
+        let version = match self.snapshot() {
+            Ok(s) => s.version(),
+            Err(_) => return,
+        };
+        if let Err(e) = self.checkpoint(&mut log, version) {
+            eprintln!("fdb-records: checkpoint on close failed; the log will be replayed: {e}");
+        }
     }
 }
 
 /// Writes inside one batch; reads see the batch's earlier writes.
 pub(crate) struct BatchWriter<'a, 't> {
     table: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
+    /// The batch's resolved writes, for the log.
+    log: Option<&'a mut Vec<WalOp>>,
 }
 
 impl BatchWriter<'_, '_> {
@@ -127,6 +274,13 @@ impl BatchWriter<'_, '_> {
                         .map_err(storage_error)?;
                 }
             }
+        }
+        if let Some(log) = self.log.as_deref_mut() {
+            log.push(match write {
+                StorageWrite::Set(k, v) => WalOp::Set(k.to_vec(), v.to_vec()),
+                StorageWrite::Clear(k) => WalOp::Clear(k.to_vec()),
+                StorageWrite::ClearRange(b, e) => WalOp::ClearRange(b.to_vec(), e.to_vec()),
+            });
         }
         Ok(())
     }

@@ -74,6 +74,10 @@ struct TxState {
     snapshot: Option<Arc<StorageSnapshot>>,
     read_version_at: Duration,
     reads: IntervalSet,
+    /// Keys of non-snapshot point reads. Kept as a plain list and folded into `reads`
+    /// only at commit: most point reads belong to transactions that never commit writes.
+    read_points: Vec<Vec<u8>>,
+    read_point_bytes: usize,
     writes: WriteBuffer,
     /// A write that failed validation; reported by the next read or the commit.
     deferred: Option<FdbError>,
@@ -94,6 +98,8 @@ impl TxState {
             snapshot: None,
             read_version_at: Duration::ZERO,
             reads: IntervalSet::new(),
+            read_points: Vec::new(),
+            read_point_bytes: 0,
             writes: WriteBuffer::default(),
             deferred: None,
             persistent,
@@ -112,6 +118,8 @@ impl TxState {
         self.status = Status::Active;
         self.snapshot = None;
         self.reads = IntervalSet::new();
+        self.read_points = Vec::new();
+        self.read_point_bytes = 0;
         self.writes = WriteBuffer::default();
         self.deferred = None;
         self.committed = None;
@@ -158,6 +166,22 @@ impl TxState {
         self.writes.mutation_bytes
             + self.writes.write_conflicts.byte_size()
             + self.reads.byte_size()
+            + self.read_point_bytes
+    }
+
+    fn has_reads(&self) -> bool {
+        !self.reads.is_empty() || !self.read_points.is_empty()
+    }
+
+    /// The full read-conflict set, point reads included.
+    fn take_read_conflicts(&mut self) -> IntervalSet {
+        let mut reads = std::mem::take(&mut self.reads);
+        for key in self.read_points.drain(..) {
+            let end = key_after(&key);
+            reads.insert(&key, &end);
+        }
+        self.read_point_bytes = 0;
+        reads
     }
 }
 
@@ -219,8 +243,7 @@ impl EmbeddedTransaction {
     }
 
     /// The read snapshot, acquiring the read version on first use and enforcing its age.
-    fn read_snapshot(&self, st: &mut TxState) -> FdbResult<Arc<StorageSnapshot>> {
-        let now = self.now();
+    fn read_snapshot(&self, st: &mut TxState, now: Duration) -> FdbResult<Arc<StorageSnapshot>> {
         let snapshot = match &st.snapshot {
             Some(s) => s.clone(),
             None => {
@@ -240,7 +263,8 @@ impl EmbeddedTransaction {
 
     fn get_sync(&self, key: &[u8], snapshot: bool) -> FdbResult<Option<Vec<u8>>> {
         let mut st = self.lock();
-        st.check_readable(self.now())?;
+        let now = self.now();
+        st.check_readable(now)?;
         legal_key(key)?;
         let use_writes = !snapshot || st.snapshot_ryw;
         let ops = if use_writes {
@@ -252,10 +276,11 @@ impl EmbeddedTransaction {
         } else {
             Vec::new()
         };
-        let snap = self.read_snapshot(&mut st)?;
+        let snap = self.read_snapshot(&mut st, now)?;
         let stored = snap.get(key)?;
         if !snapshot {
-            st.reads.insert(key, &key_after(key));
+            st.read_point_bytes += 2 * key.len() + 1;
+            st.read_points.push(key.to_vec());
         }
         Ok(apply_pending(stored, &ops))
     }
@@ -265,7 +290,7 @@ impl EmbeddedTransaction {
     fn resolve(&self, st: &mut TxState, sel: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
         legal_range_end(&sel.key)?;
         let anchor: &[u8] = &sel.key;
-        let snap = self.read_snapshot(st)?;
+        let snap = self.read_snapshot(st, self.now())?;
         let writes = (!snapshot || st.snapshot_ryw).then_some(&st.writes);
         let (key, span) = if sel.offset >= 1 {
             let begin = if sel.or_equal {
@@ -329,17 +354,21 @@ impl EmbeddedTransaction {
         snapshot: bool,
     ) -> FdbResult<RangeResult> {
         let mut st = self.lock();
-        st.check_readable(self.now())?;
+        let now = self.now();
+        st.check_readable(now)?;
         let (row_cap, byte_cap) = batch_size(range, iteration)?;
         let begin = self.bound(&mut st, &range.begin, snapshot)?;
         let end = self.bound(&mut st, &range.end, snapshot)?;
         if begin >= end || row_cap == 0 {
             return Ok(RangeResult::default());
         }
-        let snap = self.read_snapshot(&mut st)?;
-        let writes = (!snapshot || st.snapshot_ryw).then_some(&st.writes);
+        let snap = self.read_snapshot(&mut st, now)?;
+        // Storage alone answers when this transaction wrote nothing in the range.
+        let writes = (!snapshot || st.snapshot_ryw)
+            .then_some(&st.writes)
+            .filter(|w| w.touches(&begin, &end));
         let mut rows = Merged::new(writes, &snap, &begin, &end, range.reverse)?;
-        let mut key_values = Vec::new();
+        let mut key_values = Vec::with_capacity(row_cap.min(1024));
         let mut bytes = 0usize;
         let mut truncated = false;
         for row in rows.by_ref() {
@@ -391,12 +420,12 @@ impl EmbeddedTransaction {
         if st.size() > st.size_limit {
             return Err(err(code::TRANSACTION_TOO_LARGE));
         }
-        if !st.reads.is_empty() && st.snapshot.is_none() {
+        if st.has_reads() && st.snapshot.is_none() {
             // Explicit read conflicts without a read: read at the current version.
-            self.read_snapshot(&mut st)?;
+            self.read_snapshot(&mut st, now)?;
         }
         let read_version = match &st.snapshot {
-            Some(s) if !st.reads.is_empty() => {
+            Some(s) if st.has_reads() => {
                 if now.saturating_sub(st.read_version_at) > self.engine().lifetime {
                     return Err(err(code::TRANSACTION_TOO_OLD));
                 }
@@ -408,7 +437,7 @@ impl EmbeddedTransaction {
         let writes = std::mem::take(&mut st.writes);
         Ok(Ok(CommitRequest {
             read_version,
-            read_conflicts: std::mem::take(&mut st.reads),
+            read_conflicts: st.take_read_conflicts(),
             write_conflicts: writes.write_conflicts,
             mutations: writes.mutations,
             fault: self
@@ -491,6 +520,9 @@ impl Iterator for Merged<'_> {
     type Item = FdbResult<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.writes.is_none() {
+            return self.stored.next();
+        }
         loop {
             let (key, base, entry) = match self.next_source()? {
                 Ordering::Less => match self.stored.next()? {
@@ -553,8 +585,9 @@ impl Transaction for EmbeddedTransaction {
 
     async fn get_read_version(&self) -> FdbResult<i64> {
         let mut st = self.lock();
-        st.check_usable(self.now())?;
-        Ok(self.read_snapshot(&mut st)?.version() as i64)
+        let now = self.now();
+        st.check_usable(now)?;
+        Ok(self.read_snapshot(&mut st, now)?.version() as i64)
     }
 
     async fn get(&self, key: &[u8], snapshot: bool) -> FdbResult<Option<Vec<u8>>> {

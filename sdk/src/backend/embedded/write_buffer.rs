@@ -153,6 +153,18 @@ impl WriteBuffer {
                 .any(|(_, e)| matches!(e, Entry::Unreadable))
     }
 
+    /// Whether this transaction wrote, cleared or versionstamped anything in `[begin, end)`.
+    pub(crate) fn touches(&self, begin: &[u8], end: &[u8]) -> bool {
+        begin < end
+            && (self.cleared.intersects(begin, end)
+                || self.unreadable.intersects(begin, end)
+                || self
+                    .entries
+                    .range::<[u8], ByteBounds>((Included(begin), Excluded(end)))
+                    .next()
+                    .is_some())
+    }
+
     /// Whether storage's value for `key` is hidden by a clear in this transaction.
     pub(crate) fn is_cleared(&self, key: &[u8]) -> bool {
         self.cleared.contains(key)

@@ -1,0 +1,277 @@
+//! The write-ahead log that makes a commit batch durable with one small sequential
+//! append and one `fdatasync`.
+//!
+//! Without it, each batch is a durable redb commit, whose cost grows with the number of
+//! B-tree pages the batch dirties: scattered keys made 16 concurrent clients top out
+//! near 10,000 commits/s here. With it, a batch's resolved writes are appended to the
+//! log and synced (about 0.2 ms for a few KiB), then committed to redb without a sync;
+//! redb is made durable at checkpoints, after which the log is emptied.
+//!
+//! Record format (all integers little-endian):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 4 | payload length `n` |
+//! | 4 | CRC-32 of the payload |
+//! | `n` | payload: `version: u64`, then ops |
+//!
+//! An op is a tag byte (`1` set, `2` clear, `3` clear range) followed by its byte
+//! strings, each as `u32` length + bytes. Replay stops at the first record that is
+//! short or fails its checksum: that is a batch whose sync never completed, so it was
+//! never acknowledged.
+
+use crate::kv::FdbError;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::storage::storage_error;
+
+/// A write resolved to its final form (atomic mutations and versionstamps applied).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WalOp {
+    Set(Vec<u8>, Vec<u8>),
+    Clear(Vec<u8>),
+    ClearRange(Vec<u8>, Vec<u8>),
+}
+
+/// One logged batch.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct WalRecord {
+    pub(crate) version: u64,
+    pub(crate) ops: Vec<WalOp>,
+}
+
+pub(crate) struct Wal {
+    file: File,
+    path: PathBuf,
+    /// Bytes appended since the last checkpoint.
+    len: u64,
+}
+
+/// The log that belongs to the database file at `db_path`.
+pub(crate) fn wal_path(db_path: &Path) -> PathBuf {
+    let mut name = db_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".wal");
+    db_path.with_file_name(name)
+}
+
+impl Wal {
+    /// Opens (or creates) the log and returns it with the complete records it holds.
+    pub(crate) fn open(path: &Path) -> Result<(Wal, Vec<WalRecord>), FdbError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(storage_error)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(storage_error)?;
+        let (records, valid_len) = decode_records(&bytes);
+        // Drop a torn tail so that new records follow the last complete one.
+        file.set_len(valid_len as u64).map_err(storage_error)?;
+        file.seek(SeekFrom::End(0)).map_err(storage_error)?;
+        let wal = Wal {
+            file,
+            path: path.to_path_buf(),
+            len: valid_len as u64,
+        };
+        Ok((wal, records))
+    }
+
+    /// Appends one batch and waits until it is on disk.
+    pub(crate) fn append(&mut self, version: u64, ops: &[WalOp]) -> Result<(), FdbError> {
+        let record = encode_record(version, ops);
+        self.file.write_all(&record).map_err(storage_error)?;
+        self.file.sync_data().map_err(storage_error)?;
+        self.len += record.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes logged since the last checkpoint.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Empties the log once everything in it is durable elsewhere.
+    pub(crate) fn truncate(&mut self) -> Result<(), FdbError> {
+        self.file.set_len(0).map_err(storage_error)?;
+        self.file.seek(SeekFrom::Start(0)).map_err(storage_error)?;
+        self.file.sync_all().map_err(storage_error)?;
+        self.len = 0;
+        Ok(())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn encode_record(version: u64, ops: &[WalOp]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(64);
+    payload.extend_from_slice(&version.to_le_bytes());
+    for op in ops {
+        match op {
+            WalOp::Set(k, v) => {
+                payload.push(1);
+                put_bytes(&mut payload, k);
+                put_bytes(&mut payload, v);
+            }
+            WalOp::Clear(k) => {
+                payload.push(2);
+                put_bytes(&mut payload, k);
+            }
+            WalOp::ClearRange(b, e) => {
+                payload.push(3);
+                put_bytes(&mut payload, b);
+                put_bytes(&mut payload, e);
+            }
+        }
+    }
+    let mut record = Vec::with_capacity(payload.len() + 8);
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    record.extend_from_slice(&payload);
+    record
+}
+
+/// A cursor over a payload that fails (returns `None`) instead of panicking.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = self.u32()? as usize;
+        Some(self.take(n)?.to_vec())
+    }
+}
+
+fn decode_payload(payload: &[u8]) -> Option<WalRecord> {
+    let mut r = Reader(payload);
+    let version = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+    let mut ops = Vec::new();
+    while let Some(tag) = r.take(1) {
+        ops.push(match tag[0] {
+            1 => WalOp::Set(r.bytes()?, r.bytes()?),
+            2 => WalOp::Clear(r.bytes()?),
+            3 => WalOp::ClearRange(r.bytes()?, r.bytes()?),
+            _ => return None,
+        });
+    }
+    Some(WalRecord { version, ops })
+}
+
+/// Complete records from the start of `bytes`, and how many bytes they span.
+fn decode_records(bytes: &[u8]) -> (Vec<WalRecord>, usize) {
+    let mut records = Vec::new();
+    let mut r = Reader(bytes);
+    let mut valid = 0;
+    while let Some(len) = r.u32() {
+        let Some(crc) = r.u32() else { break };
+        let Some(payload) = r.take(len as usize) else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Some(record) = decode_payload(payload) else {
+            break;
+        };
+        records.push(record);
+        valid = bytes.len() - r.0.len();
+    }
+    (records, valid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<WalOp> {
+        vec![
+            WalOp::Set(b"k".to_vec(), b"v".to_vec()),
+            WalOp::Clear(b"c".to_vec()),
+            WalOp::ClearRange(b"a".to_vec(), b"b".to_vec()),
+            WalOp::Set(Vec::new(), Vec::new()),
+        ]
+    }
+
+    #[test]
+    fn records_round_trip_and_torn_tails_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.wal");
+        {
+            let (mut wal, records) = Wal::open(&path).unwrap();
+            assert!(records.is_empty());
+            wal.append(7, &sample()).unwrap();
+            wal.append(8, &[]).unwrap();
+        }
+        // A torn third record: its length says more bytes than exist.
+        let full_len = std::fs::metadata(&path).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
+        drop(f);
+        let (mut wal, records) = Wal::open(&path).unwrap();
+        assert_eq!(
+            records,
+            vec![
+                WalRecord {
+                    version: 7,
+                    ops: sample()
+                },
+                WalRecord {
+                    version: 8,
+                    ops: vec![]
+                }
+            ]
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            full_len,
+            "torn tail cut off"
+        );
+        wal.append(9, &[]).unwrap();
+        drop(wal);
+        let (_, records) = Wal::open(&path).unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.version).collect::<Vec<_>>(),
+            vec![7, 8, 9]
+        );
+    }
+
+    #[test]
+    fn corrupted_records_stop_replay() {
+        let mut bytes = encode_record(1, &sample());
+        let second = encode_record(2, &sample());
+        bytes.extend_from_slice(&second);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let (records, valid) = decode_records(&bytes);
+        assert_eq!(records.len(), 1);
+        assert_eq!(valid, bytes.len() - second.len());
+        // Garbage never panics.
+        for n in 0..64u8 {
+            let junk: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ n).collect();
+            let _ = decode_records(&junk);
+        }
+    }
+}
