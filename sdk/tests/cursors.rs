@@ -752,3 +752,73 @@ fn a_record_moving_behind_a_union_child_is_not_returned_twice() {
         }
     });
 }
+
+#[test]
+fn runner_with_a_writer_thread_returns_stable_records_exactly_once_in_order() {
+    let db = EmbeddedDatabase::in_memory().unwrap();
+    let md = metadata();
+    let users: Vec<_> = (0..400).map(|i| user(i, (i % 3) as i32, &["a"])).collect();
+    block_on(save(&db, &md, &users));
+    for reverse in [false, true] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (db, md, stop) = (db.clone(), md.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Touches only ids that are not multiples of 4 (and new ids above 400).
+                let mut i = 0i64;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let id = (i * 7919) % 400;
+                    if id % 4 == 0 {
+                        continue;
+                    }
+                    block_on(async {
+                        if i % 3 == 0 {
+                            delete(&db, &md, &[id]).await;
+                        } else {
+                            save(
+                                &db,
+                                &md,
+                                &[user(id, (i % 3) as i32, &["a", "b"]), user(400 + i, 0, &[])],
+                            )
+                            .await;
+                        }
+                    });
+                }
+                i
+            })
+        };
+        let runner = ScanRunner::new(db.clone());
+        let md2 = md.clone();
+        let got: Vec<i64> = block_on(
+            runner
+                .stream(None, move |tx, continuation| {
+                    let md = md2.clone();
+                    async move {
+                        let store = RecordStore::open(&tx, subspace(), md).await?;
+                        let options = ExecuteOptions::new()
+                            .continuation(continuation)
+                            .limits(ScanLimits::default().with_scan_limit(13));
+                        let range =
+                            RecordRange::between(vec![Element::Int(0)], vec![Element::Int(400)]);
+                        store.execute(&RecordScan::new(range).reverse(reverse), &options)
+                    }
+                })
+                .map(|r| pk_int(&r.unwrap().primary_key))
+                .collect(),
+        );
+        stop.store(true, Ordering::SeqCst);
+        let writes = writer.join().unwrap();
+        assert!(writes > 0);
+        for w in got.windows(2) {
+            assert!(if reverse { w[0] > w[1] } else { w[0] < w[1] }, "{w:?}");
+        }
+        let stable: Vec<i64> = (0..400).filter(|i| i % 4 == 0).collect();
+        let got_stable: Vec<i64> = got.iter().copied().filter(|i| i % 4 == 0).collect();
+        let mut want = stable.clone();
+        if reverse {
+            want.reverse();
+        }
+        assert_eq!(got_stable, want, "reverse={reverse}");
+    }
+}
