@@ -23,6 +23,8 @@ pub struct SimConfig {
     pub near_limit: bool,
     /// Fault injection on.
     pub faults: bool,
+    /// Keep the operation trace in the report (for `--trace`).
+    pub keep_trace: bool,
 }
 
 impl SimConfig {
@@ -32,9 +34,10 @@ impl SimConfig {
             writers: 4,
             pagers: 2,
             ops_per_phase: 40,
-            scans_per_phase: 3,
+            scans_per_phase: 5,
             near_limit: true,
             faults: true,
+            keep_trace: false,
         }
     }
     /// Small enough for `cargo test` in debug builds.
@@ -46,6 +49,7 @@ impl SimConfig {
             scans_per_phase: 2,
             near_limit: false,
             faults: true,
+            keep_trace: false,
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct SimReport {
     pub trace_lines: u64,
     pub restarts: u32,
     pub summary: String,
+    /// The operation trace, when [`SimConfig::keep_trace`] is set.
+    pub trace: Vec<String>,
 }
 
 /// A failing run: the seed, the phase and the violated invariant.
@@ -99,7 +105,10 @@ fn faults(seed: u64, phase: u32) -> FaultConfig {
 
 /// Runs one seed.
 pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
-    let shared = Arc::new(Mutex::new(Shared::default()));
+    let shared = Arc::new(Mutex::new(Shared {
+        keep_trace: cfg.keep_trace,
+        ..Shared::default()
+    }));
     let fail = |phase: u32, violation: Violation, shared: &Arc<Mutex<Shared>>| SimFailure {
         seed,
         phase,
@@ -177,5 +186,6 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
         trace_lines: sh.trace_lines(),
         restarts: PHASES - 1,
         summary,
+        trace: sh.trace.clone(),
     })
 }

@@ -242,7 +242,10 @@ async fn apply<D: Database>(
 
 const EMAILS: usize = 12;
 
-fn email(rng: &mut ChaCha8Rng) -> String {
+fn email(rng: &mut ChaCha8Rng, id: i64) -> String {
+    if rng.random_bool(0.7) {
+        return format!("u{id}.{}@x", rng.random_range(0..3)); // the record's own
+    }
     match rng.random_range(0..EMAILS) {
         0 => String::new(),
         1 => "ü✓@例え.jp".into(),
@@ -302,7 +305,7 @@ fn random_user(
     schema::user(
         ctx_pool,
         id,
-        &email(rng),
+        &email(rng, id),
         rng.random_range(0..3),
         &random_tags(rng),
         age,
@@ -547,7 +550,7 @@ pub async fn pager<D: Database>(
         let mut pages = 0;
         loop {
             yield_n(rng.random_range(0..4)).await;
-            let limit = rng.random_range(1..=12);
+            let limit = rng.random_range(1..=6);
             let (md, sub) = (ctx.md.clone(), ctx.store.clone());
             let page = ctx
                 .db

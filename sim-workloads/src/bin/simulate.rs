@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: simulate [--seeds N | --seed S]... [--small] [--no-faults]");
+    eprintln!("usage: simulate [--seeds N | --seed S]... [--small] [--no-faults] [--trace]");
     ExitCode::from(2)
 }
 
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
                 }
             }
             "--no-faults" => cfg.faults = false,
+            "--trace" => cfg.keep_trace = true,
             _ => return usage(),
         }
     }
@@ -47,14 +48,19 @@ fn main() -> ExitCode {
     for seed in seeds {
         let start = Instant::now();
         match run_seed(seed, &cfg) {
-            Ok(r) => println!(
-                "seed {seed} ok trace {:016x} ({} ops, {} restarts, {:.1?}) {}",
-                r.trace_hash,
-                r.trace_lines,
-                r.restarts,
-                start.elapsed(),
-                r.summary
-            ),
+            Ok(r) => {
+                for line in &r.trace {
+                    println!("  {line}");
+                }
+                println!(
+                    "seed {seed} ok trace {:016x} ({} ops, {} restarts, {:.1?}) {}",
+                    r.trace_hash,
+                    r.trace_lines,
+                    r.restarts,
+                    start.elapsed(),
+                    r.summary
+                )
+            }
             Err(f) => {
                 println!("{f}");
                 failed += 1;
