@@ -34,3 +34,19 @@ fn planted_double_count_is_caught() {
     // And with the switch off the same seed passes.
     run_seed(1, &SimConfig::small()).unwrap_or_else(|f| panic!("{f}"));
 }
+
+#[test]
+fn simulate_binary_reports_the_seed_and_invariant_and_exits_non_zero() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args(["--small", "--plant-bug", "--seed", "3"])
+        .output()
+        .expect("run simulate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("seed 3 FAILED") && stdout.contains("invariant `exactly-once` violated"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("replay with --seed 3"), "{stdout}");
+}

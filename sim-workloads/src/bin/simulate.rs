@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: simulate [--seeds N | --seed S]... [--small] [--no-faults] [--trace]");
+    eprintln!(
+        "usage: simulate [--seeds N | --seed S]... [--small] [--no-faults] [--trace] [--plant-bug]"
+    );
     ExitCode::from(2)
 }
 
@@ -38,6 +40,8 @@ fn main() -> ExitCode {
             }
             "--no-faults" => cfg.faults = false,
             "--trace" => cfg.keep_trace = true,
+            // Test-only: turns on the SDK's planted COUNT bug, to show a failing run.
+            "--plant-bug" => fdb_records::index::count::set_planted_double_count_bug(true),
             _ => return usage(),
         }
     }
