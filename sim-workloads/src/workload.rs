@@ -955,7 +955,7 @@ pub async fn validate<D: Database>(ctx: &Ctx<D>) -> Result<String, Violation> {
                         .await?;
                     let store = RecordStore::open(&tx, sub, md.clone()).await?;
                     let mut aggs = BTreeMap::new();
-                    for name in ["per_tier", "users", "delta_sum"] {
+                    for name in ["per_tier", "users", "delta_sum", "delta_min", "delta_max"] {
                         aggs.insert(name, store.scan_aggregates(name).await?);
                     }
                     let mut late = Vec::new();
@@ -1081,6 +1081,30 @@ pub async fn validate<D: Database>(ctx: &Ctx<D>) -> Result<String, Violation> {
                 report.problems.len()
             ),
         ));
+    }
+
+    // MIN_EVER / MAX_EVER bound every live value of their group (they never shrink back).
+    for r in &records {
+        if schema::is_user(&r.message) {
+            continue;
+        }
+        let (g, d) = (
+            schema::get_i64(&r.message, "user_id"),
+            schema::get_i64(&r.message, "delta"),
+        );
+        let stored = |name: &str| {
+            aggs[name]
+                .iter()
+                .find(|(k, _)| pk_of(k) == Some(g))
+                .map(|x| x.1)
+        };
+        let (min, max) = (stored("delta_min"), stored("delta_max"));
+        if min.is_none_or(|m| m > d) || max.is_none_or(|m| m < d) {
+            return Err(Violation::new(
+                "index-consistency",
+                format!("group {g}: MIN_EVER {min:?} / MAX_EVER {max:?} do not bound live value {d} of order {:?}", pk_of(&r.primary_key)),
+            ));
+        }
     }
 
     // 5. Online-built indexes equal their from-scratch twins.
