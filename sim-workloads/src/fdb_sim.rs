@@ -93,6 +93,7 @@ impl RecordLayerWorkload {
             scans: 3,
             polls: self.ops / 2,
             build,
+            long_scan: None,
         }
     }
 

@@ -68,12 +68,24 @@ pub struct Shared {
     /// Change feed: watermark and every (primary key, version) it returned.
     pub watermark: Option<RecordVersion>,
     pub seen_versions: BTreeSet<(i64, RecordVersion)>,
+    /// A scan paged across engine restarts (its continuation kept as bytes).
+    pub long_scan: Option<LongScan>,
     clock: u64,
     trace_hash: u64,
     trace_lines: u64,
     /// Keep the trace lines (for debugging a replay).
     pub keep_trace: bool,
     pub trace: Vec<String>,
+}
+
+/// A scan in progress across phases: kind, token, what it returned, model before.
+#[derive(Clone, Debug)]
+pub struct LongScan {
+    pub kind: usize,
+    pub token: Option<Vec<u8>>,
+    pub got: Vec<i64>,
+    pub before: BTreeMap<i64, (u64, Option<DynamicMessage>)>,
+    pub pages: usize,
 }
 
 impl Shared {

@@ -159,6 +159,12 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
             },
             scans: cfg.scans_per_phase,
             polls: cfg.ops_per_phase / 2,
+            // Pages of one scan in phases 1, 2 and 3 (same metadata), across restarts.
+            long_scan: match phase {
+                0 => None,
+                1 | 2 => Some(false),
+                _ => Some(true),
+            },
             build: match phase {
                 0 => None,
                 1 => Some(Some(2)),

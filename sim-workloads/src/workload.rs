@@ -551,68 +551,7 @@ pub async fn pager<D: Database>(
         loop {
             yield_n(rng.random_range(0..4)).await;
             let limit = rng.random_range(1..=6);
-            let (md, sub) = (ctx.md.clone(), ctx.store.clone());
-            let page = ctx
-                .db
-                .run(|tx, _| {
-                    let (md, sub, cont) = (md.clone(), sub.clone(), cont.clone());
-                    async move {
-                        let store = RecordStore::open(&tx, sub, md).await?;
-                        let opts = ExecuteOptions::new().continuation(cont).return_limit(limit);
-                        let (pks, c) = match kind {
-                            ScanKind::Plain => {
-                                let p = store
-                                    .execute(&RecordScan::new(RecordRange::all()), &opts)?
-                                    .collect_page()
-                                    .await?;
-                                (
-                                    p.items
-                                        .iter()
-                                        .map(|r: &StoredRecord| pk_of(&r.primary_key))
-                                        .collect::<Vec<_>>(),
-                                    p.continuation,
-                                )
-                            }
-                            ScanKind::Union => {
-                                let plan: Union<_, IndexEntry> = Union::new()
-                                    .child(IndexScan::new(
-                                        "by_tier",
-                                        TupleRange::prefix(vec![Element::Int(1)]),
-                                    ))
-                                    .child(IndexScan::new(
-                                        "by_tier",
-                                        TupleRange::prefix(vec![Element::Int(2)]),
-                                    ));
-                                let p = store.execute(&plan, &opts)?.collect_page().await?;
-                                (
-                                    p.items.iter().map(|e| pk_of(&e.primary_key)).collect(),
-                                    p.continuation,
-                                )
-                            }
-                            ScanKind::Intersection => {
-                                let plan: Intersection<_, IndexEntry> = Intersection::new()
-                                    .child(IndexScan::new(
-                                        "by_tier",
-                                        TupleRange::prefix(vec![Element::Int(1)]),
-                                    ))
-                                    .child(IndexScan::new(
-                                        "by_tag",
-                                        TupleRange::prefix(vec![Element::String(
-                                            "x".to_string().into(),
-                                        )]),
-                                    ));
-                                let p = store.execute(&plan, &opts)?.collect_page().await?;
-                                (
-                                    p.items.iter().map(|e| pk_of(&e.primary_key)).collect(),
-                                    p.continuation,
-                                )
-                            }
-                        };
-                        Ok::<_, WlError>((pks, c))
-                    }
-                })
-                .await
-                .map_err(|e| sdk("paged scan", e))?;
+            let page = read_page(ctx, kind, cont.clone(), limit).await?;
             pages += 1;
             for p in page.0 {
                 got.push(p.ok_or_else(|| {
@@ -628,44 +567,190 @@ pub async fn pager<D: Database>(
             cont = Some(page.1);
         }
         let after = ctx.shared.lock().unwrap().stable_snapshot();
-        for w in got.windows(2) {
-            if w[0] >= w[1] {
-                return Err(Violation::new(
-                    "continuation-completeness",
-                    format!(
-                        "{kind:?} scan returned primary key {} then {} (duplicate or out of order)",
-                        w[0], w[1]
-                    ),
-                ));
-            }
-        }
-        let got_set: BTreeSet<i64> = got.iter().copied().collect();
-        for (p, (stamp, rec)) in &before {
-            let Some((stamp2, _)) = after.get(p) else {
-                continue;
-            };
-            if stamp != stamp2 {
-                continue;
-            }
-            let expected = rec.as_ref().is_some_and(|m| matches(kind, m));
-            if expected && !got_set.contains(p) {
-                return Err(Violation::new(
-                    "continuation-completeness",
-                    format!("{kind:?} scan over {pages} pages skipped record {p}, present and unchanged throughout"),
-                ));
-            }
-            if !expected && got_set.contains(p) {
-                return Err(Violation::new(
-                    "continuation-completeness",
-                    format!("{kind:?} scan returned record {p}, absent or not matching throughout"),
-                ));
-            }
-        }
+        check_scan(kind, &before, &after, &got, pages)?;
         ctx.shared.lock().unwrap().trace(&format!(
             "p{client} {s} {kind:?} pages={pages} n={}",
             got.len()
         ));
     }
+    Ok(())
+}
+
+/// One page of a scan, in its own transaction.
+async fn read_page<D: Database>(
+    ctx: &Ctx<D>,
+    kind: ScanKind,
+    cont: Option<Continuation>,
+    limit: usize,
+) -> Result<(Vec<Option<i64>>, Continuation), Violation> {
+    let (md, sub) = (ctx.md.clone(), ctx.store.clone());
+    ctx.db
+        .run(|tx, _| {
+            let (md, sub, cont) = (md.clone(), sub.clone(), cont.clone());
+            async move {
+                let store = RecordStore::open(&tx, sub, md).await?;
+                let opts = ExecuteOptions::new().continuation(cont).return_limit(limit);
+                let (pks, c) = match kind {
+                    ScanKind::Plain => {
+                        let p = store
+                            .execute(&RecordScan::new(RecordRange::all()), &opts)?
+                            .collect_page()
+                            .await?;
+                        (
+                            p.items
+                                .iter()
+                                .map(|r: &StoredRecord| pk_of(&r.primary_key))
+                                .collect::<Vec<_>>(),
+                            p.continuation,
+                        )
+                    }
+                    ScanKind::Union => {
+                        let plan: Union<_, IndexEntry> = Union::new()
+                            .child(IndexScan::new(
+                                "by_tier",
+                                TupleRange::prefix(vec![Element::Int(1)]),
+                            ))
+                            .child(IndexScan::new(
+                                "by_tier",
+                                TupleRange::prefix(vec![Element::Int(2)]),
+                            ));
+                        let p = store.execute(&plan, &opts)?.collect_page().await?;
+                        (
+                            p.items.iter().map(|e| pk_of(&e.primary_key)).collect(),
+                            p.continuation,
+                        )
+                    }
+                    ScanKind::Intersection => {
+                        let plan: Intersection<_, IndexEntry> = Intersection::new()
+                            .child(IndexScan::new(
+                                "by_tier",
+                                TupleRange::prefix(vec![Element::Int(1)]),
+                            ))
+                            .child(IndexScan::new(
+                                "by_tag",
+                                TupleRange::prefix(vec![Element::String("x".to_string().into())]),
+                            ));
+                        let p = store.execute(&plan, &opts)?.collect_page().await?;
+                        (
+                            p.items.iter().map(|e| pk_of(&e.primary_key)).collect(),
+                            p.continuation,
+                        )
+                    }
+                };
+                Ok::<_, WlError>((pks, c))
+            }
+        })
+        .await
+        .map_err(|e| sdk("paged scan", e))
+}
+
+type Snapshot = BTreeMap<i64, (u64, Option<DynamicMessage>)>;
+
+/// Strictly increasing primary keys; every record present and unchanged between the
+/// two snapshots returned iff it matches the scan.
+fn check_scan(
+    kind: ScanKind,
+    before: &Snapshot,
+    after: &Snapshot,
+    got: &[i64],
+    pages: usize,
+) -> Result<(), Violation> {
+    for w in got.windows(2) {
+        if w[0] >= w[1] {
+            return Err(Violation::new(
+                "continuation-completeness",
+                format!(
+                    "{kind:?} scan returned primary key {} then {} (duplicate or out of order)",
+                    w[0], w[1]
+                ),
+            ));
+        }
+    }
+    let got_set: BTreeSet<i64> = got.iter().copied().collect();
+    for (p, (stamp, rec)) in before {
+        let Some((stamp2, _)) = after.get(p) else {
+            continue;
+        };
+        if stamp != stamp2 {
+            continue;
+        }
+        let expected = rec.as_ref().is_some_and(|m| matches(kind, m));
+        if expected && !got_set.contains(p) {
+            return Err(Violation::new(
+                    "continuation-completeness",
+                    format!("{kind:?} scan over {pages} pages skipped record {p}, present and unchanged throughout"),
+                ));
+        }
+        if !expected && got_set.contains(p) {
+            return Err(Violation::new(
+                "continuation-completeness",
+                format!("{kind:?} scan returned record {p}, absent or not matching throughout"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A scan whose pages span engine restarts: `pages` pages in this phase (all the rest
+/// when `finish`), its continuation kept as bytes across restarts and decoded again.
+pub async fn long_pager<D: Database>(
+    ctx: &Ctx<D>,
+    pages: usize,
+    finish: bool,
+    mut rng: ChaCha8Rng,
+) -> Result<(), Violation> {
+    let pending = ctx.shared.lock().unwrap().long_scan.take();
+    let mut st = match pending {
+        Some(st) => st,
+        None => {
+            let before = ctx.shared.lock().unwrap().stable_snapshot();
+            crate::LongScan {
+                kind: rng.random_range(0..3),
+                token: None,
+                got: Vec::new(),
+                before,
+                pages: 0,
+            }
+        }
+    };
+    let kind = [ScanKind::Plain, ScanKind::Union, ScanKind::Intersection][st.kind % 3];
+    for i in 0.. {
+        if !finish && i >= pages {
+            ctx.shared.lock().unwrap().long_scan = Some(st);
+            return Ok(());
+        }
+        yield_n(rng.random_range(0..4)).await;
+        let cont = match &st.token {
+            None => None,
+            Some(t) => Some(Continuation::from_bytes(t).map_err(|e| {
+                Violation::new(
+                    "continuation-completeness",
+                    format!("a stored token no longer decodes: {e}"),
+                )
+            })?),
+        };
+        let (pks, next) = read_page(ctx, kind, cont, rng.random_range(1..=4)).await?;
+        st.pages += 1;
+        for p in pks {
+            st.got.push(p.ok_or_else(|| {
+                Violation::new(
+                    "continuation-completeness",
+                    "non-integer primary key returned".into(),
+                )
+            })?);
+        }
+        if next.is_end() {
+            break;
+        }
+        st.token = Some(next.to_bytes());
+    }
+    let after = ctx.shared.lock().unwrap().stable_snapshot();
+    check_scan(kind, &st.before, &after, &st.got, st.pages)?;
+    ctx.shared.lock().unwrap().trace(&format!(
+        "long {kind:?} pages={} n={}",
+        st.pages,
+        st.got.len()
+    ));
     Ok(())
 }
 
@@ -795,6 +880,8 @@ pub struct PhaseConfig {
     pub polls: usize,
     /// Run the online builder; `Some(n)`: stop after n slices.
     pub build: Option<Option<u32>>,
+    /// Continue the scan that spans restarts; `Some(true)`: finish it.
+    pub long_scan: Option<bool>,
 }
 
 /// Runs one phase: every client as a future, all joined on the caller's executor.
@@ -813,6 +900,9 @@ pub async fn run_clients<D: Database>(
         clients.push(pager(ctx, p, cfg.scans, client_rng(seed, phase, 100 + p as u64)).boxed());
     }
     clients.push(follower(ctx, cfg.polls, client_rng(seed, phase, 200)).boxed());
+    if let Some(finish) = cfg.long_scan {
+        clients.push(long_pager(ctx, 3, finish, client_rng(seed, phase, 400)).boxed());
+    }
     if let Some(slices) = cfg.build {
         clients.push(
             builder(ctx, slices, client_rng(seed, phase, 300))
