@@ -1241,3 +1241,55 @@ pub async fn validate<D: Database>(ctx: &Ctx<D>) -> Result<String, Violation> {
 fn _assert_version_ord(a: RecordVersion, b: RecordVersion) -> bool {
     a < b
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(entries: &[(i64, u64, Option<i64>)]) -> Snapshot {
+        let pool = schema::pool();
+        entries
+            .iter()
+            .map(|(p, stamp, tier)| {
+                let rec =
+                    tier.map(|t| schema::user(&pool, *p, "e", t as i32, &[], None, String::new()));
+                (*p, (*stamp, rec))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn check_scan_catches_skips_duplicates_disorder_and_phantoms() {
+        let before = snap(&[
+            (1, 1, Some(1)),
+            (2, 1, Some(2)),
+            (3, 1, None),
+            (4, 1, Some(1)),
+        ]);
+        let kind = ScanKind::Plain;
+        assert!(check_scan(kind, &before, &before, &[1, 2, 4], 2).is_ok());
+        let skip = check_scan(kind, &before, &before, &[1, 4], 2).unwrap_err();
+        assert!(skip.detail.contains("skipped record 2"), "{skip}");
+        let dup = check_scan(kind, &before, &before, &[1, 2, 2, 4], 2).unwrap_err();
+        assert!(dup.detail.contains("duplicate or out of order"), "{dup}");
+        let order = check_scan(kind, &before, &before, &[2, 1, 4], 2).unwrap_err();
+        assert_eq!(order.invariant, "continuation-completeness");
+        let phantom = check_scan(kind, &before, &before, &[1, 2, 3, 4], 2).unwrap_err();
+        assert!(phantom.detail.contains("record 3"), "{phantom}");
+        // A record changed during the scan may or may not be returned.
+        let after = snap(&[(1, 1, Some(1)), (2, 5, None), (3, 1, None), (4, 1, Some(1))]);
+        assert!(check_scan(kind, &before, &after, &[1, 4], 2).is_ok());
+        assert!(check_scan(kind, &before, &after, &[1, 2, 4], 2).is_ok());
+        // The union scan wants tiers 1 and 2 only.
+        let union = check_scan(ScanKind::Union, &before, &before, &[1, 2], 2).unwrap_err();
+        assert!(union.detail.contains("skipped record 4"), "{union}");
+    }
+
+    #[test]
+    fn op_log_round_trips_and_rejects_garbage() {
+        let e = vec![(LOG_PER_TIER, -1, i64::MIN), (LOG_DELTA_SUM, i64::MAX, 0)];
+        assert_eq!(decode_log(&encode_log(&e)), Some(e));
+        assert_eq!(decode_log(&[1, 2, 3]), None);
+        assert_eq!(decode_log(&[]), Some(vec![]));
+    }
+}
