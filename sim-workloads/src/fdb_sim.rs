@@ -94,6 +94,7 @@ impl RecordLayerWorkload {
             polls: self.ops / 2,
             build,
             long_scan: None,
+            crash_after: None,
         }
     }
 

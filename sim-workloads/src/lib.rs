@@ -65,6 +65,8 @@ pub struct Shared {
     pub hot_done: i64,
     /// Markers of increments whose outcome is unknown.
     pub hot_uncertain: Vec<Vec<u8>>,
+    /// Markers of increments in flight (unknown if the engine crashes under them).
+    pub hot_pending: BTreeSet<Vec<u8>>,
     /// Change feed: watermark and every (primary key, version) it returned.
     pub watermark: Option<RecordVersion>,
     pub seen_versions: BTreeSet<(i64, RecordVersion)>,
@@ -104,6 +106,26 @@ impl Shared {
     /// It ended.
     pub fn end(&mut self, pks: &[i64]) {
         self.bump(pks, -1);
+    }
+    /// The engine crashed under the clients: every operation in flight has an unknown
+    /// outcome, resolved by reading at the next validation.
+    pub fn crash(&mut self) {
+        let in_flight: Vec<i64> = self
+            .model
+            .iter()
+            .filter(|(_, e)| e.in_flight > 0)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in in_flight {
+            self.clock += 1;
+            let e = self.model.entry(p).or_default();
+            e.in_flight = 0;
+            e.stamp = self.clock;
+            self.uncertain.insert(p);
+        }
+        let pending = std::mem::take(&mut self.hot_pending);
+        self.hot_uncertain.extend(pending);
+        self.long_scan = None;
     }
     /// Records an acknowledged outcome.
     pub fn set(&mut self, pk: i64, rec: Option<DynamicMessage>) {

@@ -25,6 +25,8 @@ pub struct SimConfig {
     pub faults: bool,
     /// Keep the operation trace in the report (for `--trace`).
     pub keep_trace: bool,
+    /// Crash the engine under running clients in phases 1–2 (half the seeds).
+    pub crashes: bool,
 }
 
 impl SimConfig {
@@ -38,6 +40,7 @@ impl SimConfig {
             near_limit: true,
             faults: true,
             keep_trace: false,
+            crashes: true,
         }
     }
     /// Small enough for `cargo test` in debug builds.
@@ -50,6 +53,7 @@ impl SimConfig {
             near_limit: false,
             faults: true,
             keep_trace: false,
+            crashes: true,
         }
     }
 }
@@ -91,7 +95,9 @@ impl std::fmt::Display for SimFailure {
 pub const PHASES: u32 = 4;
 
 fn faults(seed: u64, phase: u32) -> FaultConfig {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xFA17 ^ u64::from(phase));
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ (0xFA17 + u64::from(phase)),
+    );
     FaultConfig {
         seed: rng.random(),
         unknown_result_committed: rng.random_range(0.0..0.06),
@@ -164,6 +170,14 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
                 0 => None,
                 1 | 2 => Some(false),
                 _ => Some(true),
+            },
+            // Phases 1 and 2 may end in a crash: clients dropped mid-flight.
+            crash_after: {
+                let mut r = ChaCha8Rng::seed_from_u64(
+                    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (0xC4A5 + u64::from(phase)),
+                );
+                (cfg.crashes && (phase == 1 || phase == 2) && r.random_bool(0.5))
+                    .then(|| r.random_range(10..120))
             },
             build: match phase {
                 0 => None,

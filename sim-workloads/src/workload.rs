@@ -466,6 +466,11 @@ pub async fn writer<D: Database>(
 /// in the same transaction (a retry after `commit_unknown_result` finds it).
 async fn hot_increment<D: Database>(ctx: &Ctx<D>, client: usize, seq: u64, inner: u32) -> String {
     let marker = ctx.markers.pack(&(client as i64, seq as i64));
+    ctx.shared
+        .lock()
+        .unwrap()
+        .hot_pending
+        .insert(marker.clone());
     let mut attempt = 0i64;
     let result = kv::run(&ctx.db, |tx, _| {
         attempt += 1;
@@ -502,6 +507,7 @@ async fn hot_increment<D: Database>(ctx: &Ctx<D>, client: usize, seq: u64, inner
     })
     .await;
     let mut sh = ctx.shared.lock().unwrap();
+    sh.hot_pending.remove(&marker);
     match result {
         Ok(o) => {
             sh.hot_done += 1;
@@ -882,6 +888,9 @@ pub struct PhaseConfig {
     pub build: Option<Option<u32>>,
     /// Continue the scan that spans restarts; `Some(true)`: finish it.
     pub long_scan: Option<bool>,
+    /// Crash: drop every client in the middle of whatever it is doing after this many
+    /// scheduling rounds (the engine restarts next).
+    pub crash_after: Option<u32>,
 }
 
 /// Runs one phase: every client as a future, all joined on the caller's executor.
@@ -910,7 +919,21 @@ pub async fn run_clients<D: Database>(
                 .boxed(),
         );
     }
-    futures::future::try_join_all(clients).await.map(|_| ())
+    let all = futures::future::try_join_all(clients);
+    let Some(rounds) = cfg.crash_after else {
+        return all.await.map(|_| ());
+    };
+    let (all, crash) = (Box::pin(all), Box::pin(yield_n(rounds)));
+    match futures::future::select(all, crash).await {
+        futures::future::Either::Left((r, _)) => r.map(|_| ()),
+        futures::future::Either::Right(((), all)) => {
+            drop(all); // every client, mid-transaction or not
+            let mut sh = ctx.shared.lock().unwrap();
+            sh.crash();
+            sh.trace(&format!("crash after {rounds} rounds"));
+            Ok(())
+        }
+    }
 }
 
 async fn read_all<D: Database>(ctx: &Ctx<D>) -> Result<Vec<StoredRecord>, Violation> {
