@@ -75,6 +75,13 @@ impl FdbDatabase {
         FdbDatabase { db: Arc::new(db) }
     }
 
+    /// Shares a database handle someone else owns, such as the one fdbserver's
+    /// simulator lends a workload for one phase: drop every `FdbDatabase` built on it
+    /// before the phase ends, so the lender's handle is the last one again.
+    pub fn from_arc(db: Arc<fdb::Database>) -> Self {
+        FdbDatabase { db }
+    }
+
     /// Opens the database named by a cluster file, or by the default cluster file
     /// (`/etc/foundationdb/fdb.cluster` on Linux) when `path` is `None`.
     ///

@@ -15,6 +15,20 @@ use crate::metadata::{Index, IndexType};
 use crate::store::RecordStoreError;
 use foundationdb_tuple::Element;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// TEST-ONLY planted bug, off by default: when on, the COUNT maintainer ignores the
+/// record it replaces, so an update (or a retry after `commit_unknown_result` that did
+/// commit) counts the record again. It exists only so that `sim-workloads` can show
+/// that its checks fail; never turn it on outside such a test. Off, it costs one
+/// relaxed atomic load per COUNT update.
+static PLANTED_DOUBLE_COUNT: AtomicBool = AtomicBool::new(false);
+
+/// TEST-ONLY: turns the planted COUNT bug on or off (see `sim-workloads/tests/planted_bug.rs`).
+#[doc(hidden)]
+pub fn set_planted_double_count_bug(on: bool) {
+    PLANTED_DOUBLE_COUNT.store(on, Ordering::Relaxed);
+}
 
 /// Maintains a COUNT or COUNT_NOT_NULL index.
 #[derive(Clone, Debug)]
@@ -60,7 +74,11 @@ impl IndexMaintainer for CountMaintainer {
         _mode: UpdateMode,
     ) -> impl Future<Output = Result<Vec<IndexWrite>, RecordStoreError>> + Send + 'a {
         async move {
-            let old = self.counted(old.as_ref())?;
+            let old = if PLANTED_DOUBLE_COUNT.load(Ordering::Relaxed) {
+                Vec::new() // planted bug (test-only): forget the replaced record
+            } else {
+                self.counted(old.as_ref())?
+            };
             let new = self.counted(new.as_ref())?;
             let deltas = group_deltas(&old, &new, |v| i128::from(v.unwrap_or(0)));
             Ok(deltas
