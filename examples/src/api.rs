@@ -1,0 +1,1 @@
+//! The `paginated-api` HTTP service.
