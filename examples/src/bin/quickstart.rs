@@ -1,86 +1,248 @@
-//! Quick start: open the embedded engine (FoundationDB's semantics, in-process and
-//! durable on disk), write in a transaction, read it back, and watch a conflict
-//! being retried by the run loop.
+//! Quick start: a record schema, a record store on the embedded engine, saving and
+//! loading records, an index query, a count index, and paging with continuation
+//! tokens — each step numbered and checked. Exits non-zero if any check fails.
 //!
-//! Run with `cargo run -p examples --bin quickstart`.
+//! Run with `cargo run -p examples --bin quickstart`
+//! (on FoundationDB: `cargo run -p examples --features fdb --bin quickstart`).
 
-use fdb_records::backend::embedded::EmbeddedDatabase;
-use fdb_records::kv::{Database, FdbError, MutationType, RangeOption, Transaction};
+use examples::backend::{reset, Backend};
+use examples::schema::examples::users::{Tier, User};
+use examples::users::{metadata_v1, sample_user, BY_CITY, COUNT_PER_TIER, USER};
+use fdb_records::cursor::{
+    ContinuationCodec, CursorError, ExecuteOptions, NoNextReason, RecordScan,
+};
+use fdb_records::kv::Database;
+use fdb_records::store::{RecordRange, RecordStore, RecordStoreError, ScanOptions, TupleRange};
+use foundationdb_tuple::{Element, Subspace};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    futures::executor::block_on(run())
+const USERS: i64 = 25;
+const PAGE_SIZE: usize = 10;
+
+/// Collects failed checks; `main` exits with status 1 if there are any.
+#[derive(Default)]
+struct Checks {
+    failed: Vec<String>,
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("fdb-records-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("quickstart.redb");
-    println!("Opening an embedded database at {}", path.display());
-    let db = EmbeddedDatabase::open(&path)?;
-
-    // One transaction: plain writes plus an atomic counter that never conflicts.
-    db.run(|tx, _maybe_committed| async move {
-        for (id, name) in [(1u8, "Ada"), (2, "Grace"), (3, "Barbara")] {
-            tx.set(&[b"user/".as_slice(), &[id]].concat(), name.as_bytes());
-            tx.atomic_op(b"stats/user_count", &1i64.to_le_bytes(), MutationType::Add);
+impl Checks {
+    fn check(&mut self, ok: bool, what: &str) {
+        if ok {
+            println!("   ✓ {what}");
+        } else {
+            println!("   ✗ FAILED: {what}");
+            self.failed.push(what.to_string());
         }
-        Ok::<_, FdbError>(())
+    }
+}
+
+fn main() {
+    match futures::executor::block_on(run()) {
+        Ok(checks) if checks.failed.is_empty() => println!("\nAll checks passed."),
+        Ok(checks) => {
+            eprintln!(
+                "\n{} check(s) failed: {:?}",
+                checks.failed.len(),
+                checks.failed
+            );
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("\nquickstart failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run() -> Result<Checks, Box<dyn std::error::Error + Send + Sync>> {
+    let mut checks = Checks::default();
+
+    println!("1. Define the schema");
+    // `User` is generated from schemas/examples/users.proto by examples/build.rs
+    // (no protoc needed); the metadata says how records are keyed and indexed.
+    let metadata = metadata_v1()?;
+    println!("   record type {USER}, primary key: id");
+    for index in metadata.indexes().values() {
+        println!("   index {:<16} {:?}", index.name, index.index_type);
+    }
+
+    println!("2. Open a record store");
+    let backend = Backend::open("quickstart")?;
+    let db = backend.db.clone();
+    let subspace = Subspace::from(("quickstart",));
+    reset(&db, &subspace).await?;
+    println!("   database: {}", backend.location);
+    println!("   store subspace: (\"quickstart\",)");
+
+    println!("3. Save {USERS} users in one transaction");
+    db.run(|tx, _| {
+        let (metadata, subspace) = (metadata.clone(), subspace.clone());
+        async move {
+            let store = RecordStore::open(&tx, subspace, metadata).await?;
+            for id in 1..=USERS {
+                store.save_record(&sample_user(id)).await?;
+            }
+            Ok::<_, RecordStoreError>(())
+        }
     })
     .await?;
-    println!("Committed 3 users at version {}", db.committed_version());
-
-    // Read them back: a range read, and the counter.
-    let (users, count) = db
-        .run(|tx, _| async move {
-            let users = tx
-                .get_range_all(RangeOption::from_prefix(b"user/"), false)
-                .await?;
-            let count = tx.get(b"stats/user_count", false).await?;
-            Ok::<_, FdbError>((users, count))
+    let count = db
+        .run(|tx, _| {
+            let (metadata, subspace) = (metadata.clone(), subspace.clone());
+            async move {
+                RecordStore::open(&tx, subspace, metadata)
+                    .await?
+                    .record_count()
+                    .await
+            }
         })
         .await?;
-    for kv in &users {
-        println!(
-            "  user {} = {}",
-            kv.key[5],
-            String::from_utf8_lossy(&kv.value)
+    println!("   committed; the store counts {count} records");
+    checks.check(count == USERS, &format!("record count is {USERS}"));
+
+    println!("4. Load user 7 by primary key");
+    let loaded: Option<User> = db
+        .run(|tx, _| {
+            let (metadata, subspace) = (metadata.clone(), subspace.clone());
+            async move {
+                let store = RecordStore::open(&tx, subspace, metadata).await?;
+                store.load_record::<User>(&[Element::Int(7)]).await
+            }
+        })
+        .await?;
+    match &loaded {
+        Some(user) => println!(
+            "   id={} name={:?} email={:?} city={:?}",
+            user.id,
+            user.name,
+            user.email,
+            user.address.as_ref().map(|a| a.city.as_str()).unwrap_or("")
+        ),
+        None => println!("   not found"),
+    }
+    checks.check(
+        loaded == Some(sample_user(7)),
+        "user 7 loads back exactly as saved",
+    );
+
+    println!("5. Query the index {BY_CITY}: users in Paris");
+    let paris = db
+        .run(|tx, _| {
+            let (metadata, subspace) = (metadata.clone(), subspace.clone());
+            async move {
+                let store = RecordStore::open(&tx, subspace, metadata).await?;
+                let range = TupleRange::prefix(vec![Element::String("Paris".into())]);
+                store
+                    .scan_index_records(BY_CITY, &range, ScanOptions::forward())
+                    .await
+            }
+        })
+        .await?;
+    let paris_ids: Vec<i64> = paris
+        .iter()
+        .map(|(_, record)| record.to_record::<User>().map(|u| u.id))
+        .collect::<Result<_, _>>()?;
+    println!("   ids: {paris_ids:?}");
+    let expected: Vec<i64> = (1..=USERS)
+        .filter(|id| sample_user(*id).address.unwrap().city == "Paris")
+        .collect();
+    checks.check(
+        paris_ids == expected,
+        "the index returns exactly the users in Paris",
+    );
+
+    println!("6. Read the count index {COUNT_PER_TIER}");
+    let counts = db
+        .run(|tx, _| {
+            let (metadata, subspace) = (metadata.clone(), subspace.clone());
+            async move {
+                let store = RecordStore::open(&tx, subspace, metadata).await?;
+                let mut counts = Vec::new();
+                for tier in [Tier::Free, Tier::Pro, Tier::Enterprise] {
+                    let n = store
+                        .count(COUNT_PER_TIER, &[Element::Int(tier as i64)])
+                        .await?;
+                    counts.push((tier, n));
+                }
+                Ok::<_, RecordStoreError>(counts)
+            }
+        })
+        .await?;
+    for (tier, n) in &counts {
+        let expected = (1..=USERS)
+            .filter(|id| sample_user(*id).tier == *tier as i32)
+            .count() as i64;
+        println!("   {:<16} {n}", tier.as_str_name());
+        checks.check(
+            *n == expected,
+            &format!("{} count is {expected}", tier.as_str_name()),
         );
     }
-    let count = i64::from_le_bytes(count.unwrap_or_default().try_into().unwrap_or([0; 8]));
-    println!("user_count = {count}");
-    assert_eq!(users.len(), 3);
-    assert_eq!(count, 3);
 
-    // Optimistic concurrency: a transaction whose read was overwritten fails to commit
-    // with not_committed (1020) and the run loop retries it.
-    let attempts = std::sync::atomic::AtomicU32::new(0);
-    let outcome = fdb_records::kv::run(&db, |tx, _| {
-        let db = db.clone();
-        let attempts = &attempts;
-        async move {
-            let name = tx.get(b"user/\x01", false).await?;
-            if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                // A concurrent writer changes what we just read.
-                db.run(|other, _| async move {
-                    other.set(b"user/\x01", b"Ada Lovelace");
-                    Ok::<_, FdbError>(())
-                })
-                .await?;
-            }
-            tx.set(b"last_seen", &name.unwrap_or_default());
-            Ok::<_, FdbError>(())
-        }
-    })
-    .await?;
-    println!(
-        "A conflicting transaction committed after {} attempts (versionstamp {:02x?})",
-        outcome.attempts,
-        outcome.committed.versionstamp.unwrap_or_default()
+    println!("7. Page through all users, {PAGE_SIZE} per page, with a signed continuation token");
+    // A token is an opaque string a client hands back; signing it means a client
+    // cannot forge or alter one. Each page runs in its own transaction.
+    let codec = ContinuationCodec::signed(b"quickstart demo key");
+    let plan = RecordScan::new(RecordRange::all()).record_type(USER);
+    let mut token: Option<String> = None;
+    let mut seen = Vec::new();
+    for page_number in 1..=2 {
+        let continuation = token.as_deref().map(|t| codec.decode_str(t)).transpose()?;
+        let page = db
+            .run(|tx, _| {
+                let (metadata, subspace, plan) = (metadata.clone(), subspace.clone(), plan.clone());
+                let continuation = continuation.clone();
+                async move {
+                    let store = RecordStore::open(&tx, subspace, metadata).await?;
+                    let options = ExecuteOptions::new()
+                        .continuation(continuation)
+                        .return_limit(PAGE_SIZE);
+                    store.execute(&plan, &options)?.collect_page().await
+                }
+            })
+            .await
+            .map_err(|e: CursorError| e)?;
+        let ids: Vec<i64> = page
+            .items
+            .iter()
+            .map(|r| r.to_record::<User>().map(|u| u.id))
+            .collect::<Result<_, _>>()?;
+        let next = codec.encode_string(&page.continuation);
+        println!("   page {page_number}: ids {ids:?}");
+        println!(
+            "           next token {}… ({} chars)",
+            &next[..next.len().min(24)],
+            next.len()
+        );
+        checks.check(
+            page.reason == NoNextReason::ReturnLimitReached,
+            &format!("page {page_number} stopped at the page size, more to come"),
+        );
+        seen.extend(ids);
+        token = Some(next);
+    }
+    checks.check(
+        seen == (1..=2 * PAGE_SIZE as i64).collect::<Vec<_>>(),
+        "the two pages hold ids 1..=20, in order, none twice",
     );
-    assert_eq!(outcome.attempts, 2);
+    // Change one character in the middle of the last token.
+    let mut chars: Vec<char> = token.clone().unwrap_or_default().chars().collect();
+    let middle = chars.len() / 2;
+    if let Some(c) = chars.get_mut(middle) {
+        *c = if *c == 'A' { 'B' } else { 'A' };
+    }
+    let tampered: String = chars.into_iter().collect();
+    let refused = codec.decode_str(&tampered);
+    println!(
+        "   a tampered token: {}",
+        match &refused {
+            Err(e) => e.to_string(),
+            Ok(_) => "accepted".to_string(),
+        }
+    );
+    checks.check(refused.is_err(), "a tampered token is refused");
 
     drop(db);
-    std::fs::remove_dir_all(&dir)?;
-    println!("Done.");
-    Ok(())
+    drop(backend);
+    println!("8. Done: the temporary database was removed");
+    Ok(checks)
 }

@@ -1,0 +1,886 @@
+//! The record layer's report: one table of ratios, measured in one run.
+//!
+//! ```text
+//! cargo run --release -p benches --bin report            # 1M records for paging
+//! cargo run --release -p benches --bin report -- --quick # 100k records, shorter slices
+//! ```
+//!
+//! Rows:
+//! - save (2 value indexes + 1 count index) vs the raw key-value operations a save
+//!   performs (header and index-state reads, record read, clear, set, version,
+//!   2 index entries, 2 atomic adds), on the same engine, in memory and durable on disk;
+//! - load (store open + 10 loads, decoded) vs 10 raw gets in one transaction;
+//! - page k vs page 1 with continuations, next to offset pagination;
+//! - 8 concurrent writers on one count-index group vs a read-modify-write counter;
+//! - the same record workload on SQLite (bundled, WAL, `synchronous=FULL`);
+//! - peak RSS while paging every record (VmHWM, reset first through `clear_refs`).
+//!
+//! Ratios are medians over rounds in which the contestants alternate, so load from
+//! elsewhere on the machine hits both alike.
+
+use fdb_records::backend::embedded::EmbeddedDatabase;
+use fdb_records::cursor::{Continuation, ExecuteOptions, NoNextReason, RecordScan, ScanLimits};
+use fdb_records::key_expression::{empty, field, KeyTuple};
+use fdb_records::kv::{Database, MutationType, RangeOption, Transaction};
+use fdb_records::layout::StoreLayout;
+use fdb_records::metadata::{example_pool, Index, IndexType, RecordMetaData, RecordTypeDef};
+use fdb_records::store::{RecordRange, RecordStore};
+use foundationdb_tuple::{Element, Subspace, Versionstamp};
+use futures::executor::block_on;
+use futures::StreamExt;
+use prost::Message;
+use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USER: &str = "examples.users.User";
+const CITIES: [&str; 4] = ["Paris", "London", "Lisbon", "Oslo"];
+
+struct Cfg {
+    quick: bool,
+    page_records: usize,
+    slice: Duration,
+    rounds: usize,
+}
+
+fn cfg() -> Cfg {
+    let quick = std::env::args().any(|a| a == "--quick");
+    Cfg {
+        quick,
+        page_records: if quick { 100_000 } else { 1_000_000 },
+        slice: Duration::from_millis(if quick { 400 } else { 1_500 }),
+        rounds: if quick { 3 } else { 5 },
+    }
+}
+
+fn metadata(value_indexes: bool, count_index: bool) -> Arc<RecordMetaData> {
+    let mut b = RecordMetaData::builder(example_pool())
+        .record_type(RecordTypeDef::new(USER).primary_key(field("id")));
+    if value_indexes {
+        b = b
+            .index(
+                Index::new(
+                    "by_city",
+                    IndexType::Value,
+                    field("address").nest(field("city")),
+                )
+                .on(USER),
+            )
+            .index(Index::new("by_tier", IndexType::Value, field("tier")).on(USER));
+    }
+    if count_index {
+        b = b.index(
+            Index::new(
+                "per_tier",
+                IndexType::Count,
+                empty().group_by(field("tier")),
+            )
+            .on(USER),
+        );
+    }
+    Arc::new(b.build().unwrap())
+}
+
+struct Users {
+    user: MessageDescriptor,
+    address: MessageDescriptor,
+}
+
+impl Users {
+    fn new() -> Self {
+        let pool = example_pool();
+        Users {
+            user: pool.get_message_by_name(USER).unwrap(),
+            address: pool.get_message_by_name("examples.users.Address").unwrap(),
+        }
+    }
+    fn tier(id: i64) -> i32 {
+        (id % 3) as i32
+    }
+    fn city(id: i64) -> &'static str {
+        CITIES[(id as usize) % CITIES.len()]
+    }
+    fn make(&self, id: i64, tier: i32) -> DynamicMessage {
+        let mut m = DynamicMessage::new(self.user.clone());
+        m.set_field_by_name("id", Value::I64(id));
+        m.set_field_by_name("email", Value::String(format!("user{id}@example.com")));
+        m.set_field_by_name("name", Value::String(format!("User {id}")));
+        m.set_field_by_name("tier", Value::EnumNumber(tier));
+        let mut a = DynamicMessage::new(self.address.clone());
+        a.set_field_by_name("city", Value::String(Self::city(id).into()));
+        m.set_field_by_name("address", Value::Message(a));
+        m
+    }
+    fn user(&self, id: i64) -> DynamicMessage {
+        self.make(id, Self::tier(id))
+    }
+}
+
+/// Runs `f` (one call = `f()` operations) for `slice`; operations per second.
+fn rate(slice: Duration, mut f: impl FnMut() -> u64) -> f64 {
+    let start = Instant::now();
+    let mut ops = 0;
+    while start.elapsed() < slice {
+        ops += f();
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Alternating rounds of `ours` and `theirs`: (median ours/s, median theirs/s,
+/// median of per-round time ratios ours÷theirs).
+fn compare(
+    cfg: &Cfg,
+    mut ours: impl FnMut() -> u64,
+    mut theirs: impl FnMut() -> u64,
+) -> (f64, f64, f64) {
+    let (mut a, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..cfg.rounds {
+        let (x, y) = if round.is_multiple_of(2) {
+            let x = rate(cfg.slice, &mut ours);
+            (x, rate(cfg.slice, &mut theirs))
+        } else {
+            let y = rate(cfg.slice, &mut theirs);
+            (rate(cfg.slice, &mut ours), y)
+        };
+        a.push(x);
+        b.push(y);
+        r.push(y / x);
+    }
+    (median(a), median(b), median(r))
+}
+
+fn open_disk(dir: &std::path::Path, name: &str) -> EmbeddedDatabase {
+    EmbeddedDatabase::open(dir.join(name)).unwrap()
+}
+
+fn bulk_load(
+    db: &EmbeddedDatabase,
+    subspace: &Subspace,
+    md: &Arc<RecordMetaData>,
+    users: &Users,
+    ids: std::ops::Range<i64>,
+) {
+    block_on(async {
+        let ids: Vec<i64> = ids.collect();
+        for chunk in ids.chunks(5_000) {
+            let tx = db.create_transaction().unwrap();
+            let store = RecordStore::open(&tx, subspace.clone(), md.clone())
+                .await
+                .unwrap();
+            for id in chunk {
+                store
+                    .save_dynamic(&users.user(*id), Default::default())
+                    .await
+                    .unwrap();
+            }
+            drop(store);
+            tx.commit().await.unwrap();
+        }
+    });
+}
+
+/// One record saved through the store, in its own transaction.
+fn save_one(
+    db: &EmbeddedDatabase,
+    subspace: &Subspace,
+    md: &Arc<RecordMetaData>,
+    msg: &DynamicMessage,
+) {
+    block_on(async {
+        let tx = db.create_transaction().unwrap();
+        let store = RecordStore::open(&tx, subspace.clone(), md.clone())
+            .await
+            .unwrap();
+        store.save_dynamic(msg, Default::default()).await.unwrap();
+        drop(store);
+        tx.commit().await.unwrap();
+    })
+}
+
+/// The key-value operations of `save_one` with metadata(true, true), written by hand.
+fn raw_save_one(
+    db: &EmbeddedDatabase,
+    layout: &StoreLayout,
+    msg: &DynamicMessage,
+    id: i64,
+    tier: i32,
+) {
+    block_on(async {
+        let tx = db.create_transaction().unwrap();
+        // What opening the store reads: the header and the index states.
+        let _ = tx.get(&layout.header_key(), false).await.unwrap();
+        let (b, e) = layout.index_states().range();
+        let _ = tx
+            .get_range(&RangeOption::from_keys(&b, &e), 1, false)
+            .await
+            .unwrap();
+        // The old record, then the new one, its version, entries and counts.
+        let pk = [Element::Int(id)];
+        let (b, e) = layout.record(&pk).range();
+        let _ = tx
+            .get_range(&RangeOption::from_keys(&b, &e), 1, false)
+            .await
+            .unwrap();
+        tx.clear_range(&b, &e);
+        tx.set(&layout.record_key(&pk, 0), &msg.encode_to_vec());
+        let version = foundationdb_tuple::pack_with_versionstamp(&(Versionstamp::incomplete(0),));
+        tx.atomic_op(
+            &layout.record_version_key(&pk),
+            &version,
+            MutationType::SetVersionstampedValue,
+        );
+        let city = Element::String(Users::city(id).into());
+        tx.set(&layout.index_entry_key("by_city", &[city], &pk), b"");
+        tx.set(
+            &layout.index_entry_key("by_tier", &[Element::Int(tier.into())], &pk),
+            b"",
+        );
+        tx.atomic_op(
+            &layout.index_group_key("per_tier", &[Element::Int(tier.into())]),
+            &1i64.to_le_bytes(),
+            MutationType::Add,
+        );
+        tx.atomic_op(
+            &layout.record_count_key(),
+            &1i64.to_le_bytes(),
+            MutationType::Add,
+        );
+        tx.commit().await.unwrap();
+    })
+}
+
+struct Row {
+    what: String,
+    ours: String,
+    baseline: String,
+    ratio: String,
+    target: String,
+    met: String,
+}
+
+fn row(
+    what: &str,
+    ours: String,
+    baseline: String,
+    ratio: String,
+    target: &str,
+    met: Option<bool>,
+) -> Row {
+    Row {
+        what: what.into(),
+        ours,
+        baseline,
+        ratio,
+        target: target.into(),
+        met: match met {
+            Some(true) => "yes".into(),
+            Some(false) => "**no**".into(),
+            None => "—".into(),
+        },
+    }
+}
+
+fn per_s(x: f64) -> String {
+    let n = x.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{out}/s")
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let cfg = cfg();
+    let users = Users::new();
+    let dir = tempfile::Builder::new()
+        .prefix("fdb-records-report")
+        .tempdir_in(
+            std::env::var("BENCH_DIR")
+                .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+        )
+        .unwrap();
+    let md3 = metadata(true, true);
+    let md2 = metadata(true, false);
+    let mut rows = Vec::new();
+
+    // 1. Save vs raw key-value operations, in memory and on disk.
+    for (label, db) in [
+        ("in memory", EmbeddedDatabase::in_memory().unwrap()),
+        ("durable, on disk", open_disk(dir.path(), "save.redb")),
+    ] {
+        let ours_ss = Subspace::from("ours");
+        let raw_layout = StoreLayout::new(Subspace::from("raw"));
+        let (mut a, mut b) = (0i64, 0i64);
+        let (o, r, ratio) = compare(
+            &cfg,
+            || {
+                a += 1;
+                save_one(&db, &ours_ss, &md3, &users.user(a));
+                1
+            },
+            || {
+                b += 1;
+                raw_raw(&db, &raw_layout, &users, b);
+                1
+            },
+        );
+        eprintln!("save {label}: ours {o:.0}/s raw {r:.0}/s ratio {ratio:.2}");
+        rows.push(row(
+            &format!("save, 2 value + 1 count index, 1 record/tx, {label}: vs its raw kv ops"),
+            per_s(o),
+            per_s(r),
+            format!("{ratio:.2}×"),
+            "≤ 1.3×",
+            Some(ratio <= 1.3),
+        ));
+    }
+
+    // 2. Load vs raw get (10 per transaction), in memory.
+    {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let ss = Subspace::from("load");
+        let n = 20_000i64;
+        bulk_load(&db, &ss, &md3, &users, 0..n);
+        let layout = StoreLayout::new(ss.clone());
+        let mut seed = 1u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) % n as u64) as i64
+        };
+        let mut next2 = next;
+        let (o, r, ratio) = compare(
+            &cfg,
+            || {
+                block_on(async {
+                    let tx = db.create_transaction().unwrap();
+                    let store = RecordStore::open(&tx, ss.clone(), md3.clone())
+                        .await
+                        .unwrap();
+                    for _ in 0..10 {
+                        let rec = store.load_dynamic(&[Element::Int(next())]).await.unwrap();
+                        assert!(rec.is_some());
+                    }
+                });
+                10
+            },
+            || {
+                block_on(async {
+                    let tx = db.create_transaction().unwrap();
+                    for _ in 0..10 {
+                        let v = tx
+                            .get(&layout.record_key(&[Element::Int(next2())], 0), false)
+                            .await
+                            .unwrap();
+                        assert!(v.is_some());
+                    }
+                });
+                10
+            },
+        );
+        eprintln!("load: ours {o:.0}/s raw {r:.0}/s ratio {ratio:.2}");
+        rows.push(row(
+            "load (store open + 10 loads/tx, decoded) vs raw get (10 gets/tx)",
+            per_s(o),
+            per_s(r),
+            format!("{ratio:.2}×"),
+            "≤ 1.2×",
+            Some(ratio <= 1.2),
+        ));
+        // The same with 1,000 per transaction: the store open is amortized away, what
+        // remains is the per-record cost (range read of the record, decode).
+        let (o, r, ratio) = compare(
+            &cfg,
+            || {
+                block_on(async {
+                    let tx = db.create_transaction().unwrap();
+                    let store = RecordStore::open(&tx, ss.clone(), md3.clone())
+                        .await
+                        .unwrap();
+                    for _ in 0..1_000 {
+                        let rec = store.load_dynamic(&[Element::Int(next())]).await.unwrap();
+                        assert!(rec.is_some());
+                    }
+                });
+                1_000
+            },
+            || {
+                block_on(async {
+                    let tx = db.create_transaction().unwrap();
+                    for _ in 0..1_000 {
+                        let v = tx
+                            .get(&layout.record_key(&[Element::Int(next2())], 0), false)
+                            .await
+                            .unwrap();
+                        assert!(v.is_some());
+                    }
+                });
+                1_000
+            },
+        );
+        eprintln!("load x1000: ours {o:.0}/s raw {r:.0}/s ratio {ratio:.2}");
+        rows.push(row(
+            "↳ reference: 1,000 loads/tx (store open amortized) vs 1,000 raw gets/tx",
+            per_s(o),
+            per_s(r),
+            format!("{ratio:.2}×"),
+            "—",
+            None,
+        ));
+    }
+
+    // 3. Count index with 8 concurrent writers on one group vs a read-modify-write counter.
+    {
+        let db = open_disk(dir.path(), "count.redb");
+        let duration = if cfg.quick {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(5)
+        };
+        let contend = |use_count_index: bool, ss: &str| -> (u64, u64) {
+            let committed = Arc::new(AtomicU64::new(0));
+            let conflicts = Arc::new(AtomicU64::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let md = if use_count_index {
+                md3.clone()
+            } else {
+                md2.clone()
+            };
+            // Create the store first: concurrent creations of one header would conflict.
+            block_on(async {
+                let tx = db.create_transaction().unwrap();
+                drop(
+                    RecordStore::open(&tx, Subspace::from(ss), md.clone())
+                        .await
+                        .unwrap(),
+                );
+                tx.commit().await.unwrap();
+            });
+            let threads: Vec<_> = (0..8i64)
+                .map(|t| {
+                    let (db, md, committed, conflicts, stop) = (
+                        db.clone(),
+                        md.clone(),
+                        committed.clone(),
+                        conflicts.clone(),
+                        stop.clone(),
+                    );
+                    let ss = Subspace::from(ss);
+                    let users = Users::new();
+                    std::thread::spawn(move || {
+                        let counter = ss.pack(&("counter",));
+                        let mut n = 0i64;
+                        while !stop.load(Ordering::Relaxed) {
+                            let id = t * 1_000_000_000 + n;
+                            let msg = users.make(id, 1);
+                            let ok = block_on(async {
+                                let tx = db.create_transaction().unwrap();
+                                let store = RecordStore::open(&tx, ss.clone(), md.clone())
+                                    .await
+                                    .unwrap();
+                                store.save_dynamic(&msg, Default::default()).await.unwrap();
+                                drop(store);
+                                if !use_count_index {
+                                    let old = tx.get(&counter, false).await.unwrap();
+                                    let v = old
+                                        .map(|b| i64::from_le_bytes(b[..8].try_into().unwrap()))
+                                        .unwrap_or(0);
+                                    tx.set(&counter, &(v + 1).to_le_bytes());
+                                }
+                                match tx.commit().await {
+                                    Ok(_) => true,
+                                    Err(e) if e.code() == 1020 => false,
+                                    Err(e) => panic!("{e}"),
+                                }
+                            });
+                            if ok {
+                                committed.fetch_add(1, Ordering::Relaxed);
+                                n += 1;
+                            } else {
+                                conflicts.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            std::thread::sleep(duration);
+            stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                t.join().unwrap();
+            }
+            (
+                committed.load(Ordering::Relaxed),
+                conflicts.load(Ordering::Relaxed),
+            )
+        };
+        let (c_ok, c_conf) = contend(true, "count");
+        let (r_ok, r_conf) = contend(false, "rmw");
+        let secs = duration.as_secs_f64();
+        let (c, r) = (c_ok as f64 / secs, r_ok as f64 / secs);
+        eprintln!(
+            "count: {c_ok} committed {c_conf} conflicts; rmw: {r_ok} committed {r_conf} conflicts"
+        );
+        rows.push(row(
+            "count index, 8 writers on one group: conflicts",
+            c_conf.to_string(),
+            format!("{r_conf} (rmw counter)"),
+            "—".into(),
+            "0",
+            Some(c_conf == 0),
+        ));
+        rows.push(row(
+            "count index, 8 writers on one group: committed saves vs read-modify-write counter",
+            per_s(c),
+            per_s(r),
+            format!("{:.1}× faster", c / r.max(1e-9)),
+            "≥ 5×",
+            Some(c >= 5.0 * r),
+        ));
+    }
+
+    // 4. SQLite: the same records, 2 secondary indexes, WAL, synchronous=FULL.
+    {
+        let db = open_disk(dir.path(), "vs-sqlite.redb");
+        let ss = Subspace::from("users");
+        let sqlite = rusqlite::Connection::open(dir.path().join("users.sqlite")).unwrap();
+        sqlite
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+                 CREATE TABLE users (id INTEGER PRIMARY KEY, city TEXT NOT NULL, tier INTEGER NOT NULL, data BLOB NOT NULL);
+                 CREATE INDEX users_by_city ON users (city, id);
+                 CREATE INDEX users_by_tier ON users (tier, id);",
+            )
+            .unwrap();
+        let preload = 20_000i64;
+        bulk_load(&db, &ss, &md2, &users, 0..preload);
+        {
+            let tx = sqlite.unchecked_transaction().unwrap();
+            {
+                let mut ins = tx
+                    .prepare("INSERT INTO users VALUES (?1, ?2, ?3, ?4)")
+                    .unwrap();
+                for id in 0..preload {
+                    ins.execute(rusqlite::params![
+                        id,
+                        Users::city(id),
+                        Users::tier(id),
+                        users.user(id).encode_to_vec()
+                    ])
+                    .unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        let (mut a, mut b) = (preload, 1_000_000_000i64);
+        let (o, s, ratio) = compare(
+            &cfg,
+            || {
+                a += 1;
+                save_one(&db, &ss, &md2, &users.user(a));
+                1
+            },
+            || {
+                b += 1;
+                let msg = users.user(b);
+                sqlite
+                    .prepare_cached("INSERT INTO users VALUES (?1, ?2, ?3, ?4)")
+                    .unwrap()
+                    .execute(rusqlite::params![
+                        b,
+                        Users::city(b),
+                        Users::tier(b),
+                        msg.encode_to_vec()
+                    ])
+                    .unwrap();
+                1
+            },
+        );
+        eprintln!("sqlite insert: ours {o:.0}/s sqlite {s:.0}/s ratio {ratio:.2}");
+        rows.push(row(
+            "vs SQLite: insert, 2 secondary indexes, 1 record/durable tx",
+            per_s(o),
+            per_s(s),
+            format!("{ratio:.2}×"),
+            "≤ 1.5×",
+            Some(ratio <= 1.5),
+        ));
+
+        let mut seed = 7u64;
+        let mut rnd = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) % preload as u64) as i64
+        };
+        let mut rnd2 = rnd;
+        let desc = users.user.clone();
+        let (o, s, ratio) = compare(
+            &cfg,
+            || {
+                block_on(async {
+                    let tx = db.create_transaction().unwrap();
+                    let store = RecordStore::open(&tx, ss.clone(), md2.clone())
+                        .await
+                        .unwrap();
+                    for _ in 0..10 {
+                        assert!(store
+                            .load_dynamic(&[Element::Int(rnd())])
+                            .await
+                            .unwrap()
+                            .is_some());
+                    }
+                });
+                10
+            },
+            || {
+                let tx = sqlite.unchecked_transaction().unwrap();
+                {
+                    let mut q = tx
+                        .prepare_cached("SELECT data FROM users WHERE id = ?1")
+                        .unwrap();
+                    for _ in 0..10 {
+                        let data: Vec<u8> = q.query_row([rnd2()], |r| r.get(0)).unwrap();
+                        DynamicMessage::decode(desc.clone(), data.as_slice()).unwrap();
+                    }
+                }
+                tx.commit().unwrap();
+                10
+            },
+        );
+        eprintln!("sqlite load: ours {o:.0}/s sqlite {s:.0}/s ratio {ratio:.2}");
+        rows.push(row(
+            "vs SQLite: point load (10 per read tx, decoded)",
+            per_s(o),
+            per_s(s),
+            format!("{ratio:.2}×"),
+            "≤ 1.5×",
+            Some(ratio <= 1.5),
+        ));
+
+        let (o, s, ratio) = compare(
+            &cfg,
+            || {
+                let after = rnd();
+                block_on(async {
+                    let tx = db.create_transaction().unwrap();
+                    let store = RecordStore::open(&tx, ss.clone(), md2.clone())
+                        .await
+                        .unwrap();
+                    let range = RecordRange {
+                        low: Bound::Excluded(vec![Element::Int(after)] as KeyTuple),
+                        high: Bound::Unbounded,
+                    };
+                    let page = store
+                        .execute(
+                            &RecordScan::new(range),
+                            &ExecuteOptions::new().return_limit(100),
+                        )
+                        .unwrap()
+                        .collect_page()
+                        .await
+                        .unwrap();
+                    assert!(!page.items.is_empty());
+                });
+                1
+            },
+            || {
+                let after = rnd2();
+                let tx = sqlite.unchecked_transaction().unwrap();
+                {
+                    let mut q = tx
+                        .prepare_cached(
+                            "SELECT id, data FROM users WHERE id > ?1 ORDER BY id LIMIT 100",
+                        )
+                        .unwrap();
+                    let mut rows = q.query([after]).unwrap();
+                    let mut n = 0;
+                    while let Some(r) = rows.next().unwrap() {
+                        let data: Vec<u8> = r.get(1).unwrap();
+                        DynamicMessage::decode(desc.clone(), data.as_slice()).unwrap();
+                        n += 1;
+                    }
+                    assert!(n > 0);
+                }
+                tx.commit().unwrap();
+                1
+            },
+        );
+        eprintln!("sqlite page: ours {o:.0}/s sqlite {s:.0}/s ratio {ratio:.2}");
+        rows.push(row(
+            "vs SQLite: keyset-paged scan, pages of 100 (decoded)",
+            per_s(o),
+            per_s(s),
+            format!("{ratio:.2}×"),
+            "≤ 1.5×",
+            Some(ratio <= 1.5),
+        ));
+    }
+
+    // 5. Page k vs page 1 at N records, offset next to it; peak RSS while paging.
+    {
+        let n = cfg.page_records;
+        let page_size = 100;
+        let md = metadata(false, false);
+        let db = EmbeddedDatabase::builder()
+            .max_transaction_lifetime(Duration::from_secs(600))
+            .in_memory()
+            .unwrap();
+        let ss = Subspace::from("paging");
+        let t = Instant::now();
+        bulk_load(&db, &ss, &md, &users, 0..n as i64);
+        eprintln!("loaded {n} records in {:.1?}", t.elapsed());
+        let page_from = |c: Option<Continuation>| {
+            block_on(async {
+                let tx = db.create_transaction().unwrap();
+                let store = RecordStore::open(&tx, ss.clone(), md.clone())
+                    .await
+                    .unwrap();
+                let options = ExecuteOptions::new()
+                    .continuation(c)
+                    .return_limit(page_size);
+                store
+                    .execute(&RecordScan::new(RecordRange::all()), &options)
+                    .unwrap()
+                    .collect_page()
+                    .await
+                    .unwrap()
+            })
+        };
+        // Full pass with continuations, measuring peak RSS from here on.
+        let rss_before = status_kib("VmRSS:");
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let pages = n.div_ceil(page_size);
+        let deep = pages - 1;
+        let mut token = None;
+        let mut deep_token = None;
+        let mut seen = 0;
+        let mut k = 1;
+        loop {
+            if k == deep {
+                deep_token = token.clone();
+            }
+            let page = page_from(token.clone());
+            seen += page.items.len();
+            if page.reason == NoNextReason::SourceExhausted {
+                break;
+            }
+            token = Some(page.continuation);
+            k += 1;
+        }
+        assert_eq!(seen, n);
+        let hwm = status_kib("VmHWM:");
+        let time_page = |c: &Option<Continuation>| {
+            let mut v = Vec::new();
+            for _ in 0..31 {
+                let t = Instant::now();
+                let p = page_from(c.clone());
+                v.push(t.elapsed().as_secs_f64());
+                assert_eq!(p.items.len(), page_size);
+            }
+            median(v)
+        };
+        let (mut p1, mut pk) = (Vec::new(), Vec::new());
+        for _ in 0..cfg.rounds {
+            p1.push(time_page(&None));
+            pk.push(time_page(&deep_token));
+        }
+        let (p1, pk) = (median(p1), median(pk));
+        let skip = (deep - 1) * page_size;
+        let offset = {
+            let t = Instant::now();
+            let items: Vec<_> = block_on(async {
+                let tx = db.create_transaction().unwrap();
+                let store = RecordStore::open(&tx, ss.clone(), md.clone())
+                    .await
+                    .unwrap();
+                let options = ExecuteOptions::new().limits(ScanLimits::unlimited());
+                store
+                    .execute(&RecordScan::new(RecordRange::all()), &options)
+                    .unwrap()
+                    .skip(skip)
+                    .take(page_size)
+                    .collect()
+                    .await
+            });
+            assert_eq!(items.len(), page_size);
+            t.elapsed().as_secs_f64()
+        };
+        eprintln!("paging: page 1 {p1:.6}s page {deep} {pk:.6}s offset {offset:.3}s");
+        rows.push(row(
+            &format!(
+                "page k={deep} vs page 1 with continuations ({n} records, pages of {page_size})"
+            ),
+            format!("{:.0} µs", pk * 1e6),
+            format!("{:.0} µs (page 1)", p1 * 1e6),
+            format!("{:.2}×", pk / p1),
+            "≤ 1.2×",
+            Some(pk / p1 <= 1.2),
+        ));
+        rows.push(row(
+            &format!("↳ offset pagination (skip {skip}) for the same page"),
+            format!("{:.0} µs", offset * 1e6),
+            format!("{:.0} µs (page 1)", p1 * 1e6),
+            format!("{:.0}×", offset / p1),
+            "—",
+            None,
+        ));
+        rows.push(row(
+            &format!("peak RSS while paging all {n} records (in-memory engine holding them)"),
+            format!("{:.0} MiB peak", hwm as f64 / 1024.0),
+            format!("{:.0} MiB before", rss_before as f64 / 1024.0),
+            format!(
+                "+{:.0} MiB",
+                (hwm as f64 - rss_before as f64).max(0.0) / 1024.0
+            ),
+            "flat",
+            if reset {
+                Some(hwm <= rss_before + 64 * 1024)
+            } else {
+                None
+            },
+        ));
+    }
+
+    let mut table = String::from("| measurement | fdb-records | baseline | ratio | target | met? |\n|---|---:|---:|---:|---|---|\n");
+    for r in &rows {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.what, r.ours, r.baseline, r.ratio, r.target, r.met
+        ));
+    }
+    let command = format!(
+        "cargo run --release -p benches --bin report{}",
+        if cfg.quick { " -- --quick" } else { "" }
+    );
+    println!(
+        "Command: `{command}`\n\nMachine: {}\n\n{table}",
+        benches::machine::describe()
+    );
+}
+
+fn raw_raw(db: &EmbeddedDatabase, layout: &StoreLayout, users: &Users, id: i64) {
+    raw_save_one(db, layout, &users.user(id), id, Users::tier(id));
+}
