@@ -630,3 +630,68 @@ fn a_limited_scan_conflicts_only_with_writes_to_what_it_returned() {
         }
     });
 }
+
+#[test]
+fn a_load_conflicts_with_every_change_to_that_record_and_no_other() {
+    // A load reads an unsplit record with two point reads, and falls back to a range
+    // read for a split or absent one: every change to the loaded record, whatever its
+    // shape before and after, must still fail the loading transaction's commit.
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let md = metadata();
+        type Change = fn(i64) -> Option<User>;
+        let small: Change = |id| Some(user(id, "changed", 1, &[]));
+        let large: Change = |id| Some(big_user(id, 250_000));
+        let delete: Change = |_| None;
+        // (stored before: none / small / large, change, record changed, conflicts)
+        let cases: Vec<(Option<usize>, Change, i64, bool)> = vec![
+            (Some(10), small, 1, true),
+            (Some(10), large, 1, true),
+            (Some(10), delete, 1, true),
+            (Some(250_000), small, 1, true),
+            (Some(250_000), delete, 1, true),
+            (None, small, 1, true),
+            (None, large, 1, true),
+            (Some(10), small, 2, false),
+            (None, small, 2, false),
+        ];
+        for (i, (before, change, changed, conflicts)) in cases.into_iter().enumerate() {
+            with_store(&db, &md, |s| async move {
+                s.delete_all_records().await?;
+                if let Some(len) = before {
+                    s.save_record(&big_user(1, len)).await?;
+                }
+                s.save_record(&user(2, "other", 0, &[])).await?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+            let reader = db.create_transaction().unwrap();
+            let store = RecordStore::open(&reader, subspace(), md.clone())
+                .await
+                .unwrap();
+            let loaded = store.load_dynamic(&pk(1)).await.unwrap();
+            assert_eq!(loaded.is_some(), before.is_some(), "case {i}");
+            if let Some(len) = before {
+                let loaded: User = loaded.unwrap().to_record().unwrap();
+                assert_eq!(loaded.avatar_hash.len(), len, "case {i}");
+            }
+            with_store(&db, &md, |s| async move {
+                match change(changed) {
+                    Some(u) => s.save_record(&u).await.map(drop),
+                    None => s.delete_record(&pk(changed)).await.map(drop),
+                }
+            })
+            .await
+            .unwrap();
+            reader.set(b"marker", b"x");
+            drop(store);
+            let result = reader.commit().await;
+            assert_eq!(
+                result.is_err(),
+                conflicts,
+                "case {i}: stored {before:?}, record {changed} changed: {result:?}"
+            );
+        }
+    });
+}

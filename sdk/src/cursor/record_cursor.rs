@@ -3,8 +3,8 @@
 use super::continuation::{BindingHasher, Position};
 use super::{check_in_range, exhausted, CursorError, Limiter, NoNextReason, ScanPlan, Step, Steps};
 use crate::kv::{key_after, FdbResult, KeyValue, RangeOption, Transaction};
-use crate::layout::{self, suffix};
-use crate::store::{decode_version, RawRecord, RecordRange, RecordStore, StoredRecord};
+use crate::layout;
+use crate::store::{RawRecord, RecordRange, RecordStore, StoredRecord};
 use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -261,26 +261,26 @@ impl<T: Transaction> RecordScanState<T> {
             let Some(kv) = self.reader.peek().await? else {
                 break;
             };
-            let (pk, part) = self.store.parse_record_key(&kv.key)?;
-            let pk_bytes = layout::primary_key_bytes(&pk);
-            if current.as_ref().is_some_and(|(b, _)| *b != pk_bytes) {
-                break;
-            }
-            let kv = self.reader.pop().expect("peeked");
-            let (_, raw) = current.get_or_insert_with(|| {
-                (
-                    pk_bytes,
-                    RawRecord {
-                        primary_key: pk.clone(),
+            match current.as_mut() {
+                // Later keys of the current record: only the suffix is unpacked.
+                Some((pk_bytes, raw)) => {
+                    let Some(part) = self.store.suffix_within(&kv.key, pk_bytes) else {
+                        break;
+                    };
+                    let kv = self.reader.pop().expect("peeked");
+                    raw.add_part(part, kv.value)?;
+                }
+                None => {
+                    let (pk, part) = self.store.parse_record_key(&kv.key)?;
+                    let kv = self.reader.pop().expect("peeked");
+                    let mut raw = RawRecord {
+                        primary_key: pk,
                         parts: BTreeMap::new(),
                         version: None,
-                    },
-                )
-            });
-            if part == suffix::VERSION {
-                raw.version = Some(decode_version(&pk, &kv.value)?);
-            } else {
-                raw.parts.insert(part, kv.value);
+                    };
+                    raw.add_part(part, kv.value)?;
+                    current = Some((layout::primary_key_bytes(&raw.primary_key), raw));
+                }
             }
         }
         if let Some((pk_bytes, raw)) = current.as_mut() {

@@ -39,6 +39,7 @@ use foundationdb_tuple::Element;
 use prost_reflect::DynamicMessage;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 /// A record as index maintainers see it.
 #[derive(Clone, Copy, Debug)]
@@ -131,6 +132,24 @@ pub enum Maintainer {
     Sum(sum::SumMaintainer),
     MinMax(min_max::MinMaxMaintainer),
     Version(version::VersionMaintainer),
+}
+
+/// The maintainers of a metadata's indexes, by index name; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Maintainers(Arc<BTreeMap<String, Maintainer>>);
+
+impl Maintainers {
+    pub(crate) fn for_indexes<'a>(indexes: impl Iterator<Item = &'a Index>) -> Self {
+        Maintainers(Arc::new(
+            indexes.map(|i| (i.name.clone(), maintainer(i))).collect(),
+        ))
+    }
+    pub(crate) fn get(&self, index: &str) -> Option<&Maintainer> {
+        self.0.get(index)
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Maintainer)> {
+        self.0.iter()
+    }
 }
 
 /// The maintainer for `index`.

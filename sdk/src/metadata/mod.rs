@@ -40,6 +40,9 @@ pub struct RecordMetaData {
     record_types: BTreeMap<String, RecordType>,
     indexes: BTreeMap<String, Index>,
     former_indexes: BTreeMap<String, FormerIndex>,
+    /// Every index's maintainer, built on first use: a store is opened in every
+    /// transaction, and rebuilding them each time was a measurable share of a load.
+    maintainers: std::sync::OnceLock<crate::index::Maintainers>,
 }
 
 /// A record type: a protobuf message stored in the record store.
@@ -363,6 +366,7 @@ impl RecordMetaDataBuilder {
             record_types,
             indexes,
             former_indexes,
+            maintainers: Default::default(),
         })
     }
 }
@@ -551,6 +555,11 @@ impl RecordMetaData {
     /// Indexes by name.
     pub fn indexes(&self) -> &BTreeMap<String, Index> {
         &self.indexes
+    }
+    /// The maintainer of every index, built once per metadata.
+    pub(crate) fn maintainers(&self) -> &crate::index::Maintainers {
+        self.maintainers
+            .get_or_init(|| crate::index::Maintainers::for_indexes(self.indexes.values()))
     }
     /// One index by name.
     pub fn index(&self, name: &str) -> Option<&Index> {

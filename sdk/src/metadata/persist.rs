@@ -157,6 +157,7 @@ impl RecordMetaData {
             record_types,
             indexes,
             former_indexes,
+            maintainers: Default::default(),
         }
         .revalidate()
     }

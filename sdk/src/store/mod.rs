@@ -29,7 +29,7 @@ pub use record_store::{
 };
 pub use version::RecordVersion;
 
-pub(crate) use record_store::{decode_version, RawRecord};
+pub(crate) use record_store::RawRecord;
 
 use crate::kv::{FdbError, RetryableError};
 use crate::metadata::evolution::EvolutionError;

@@ -5,7 +5,7 @@ use super::{
     open_store, IndexState, OpenOptions, RecordStoreError, RecordStoreHeader, RecordVersion,
 };
 use crate::index::{
-    self, range_set, IndexMaintainer, IndexRecord, IndexWrite, Maintainer, UpdateMode,
+    self, range_set, IndexMaintainer, IndexRecord, IndexWrite, Maintainer, Maintainers, UpdateMode,
 };
 use crate::key_expression::KeyTuple;
 use crate::kv::{limits, MutationType, RangeOption, Transaction};
@@ -144,6 +144,18 @@ pub(crate) struct RawRecord {
     pub version: Option<RecordVersion>,
 }
 
+impl RawRecord {
+    /// Adds the value read at the record's key with suffix `part`.
+    pub(crate) fn add_part(&mut self, part: i64, value: Vec<u8>) -> Result<()> {
+        if part == suffix::VERSION {
+            self.version = Some(decode_version(&self.primary_key, &value)?);
+        } else {
+            self.parts.insert(part, value);
+        }
+        Ok(())
+    }
+}
+
 /// One batch of a raw record scan; the cursor module (issue 5) wraps this.
 #[derive(Clone, Debug)]
 pub(crate) struct RawScan {
@@ -244,7 +256,7 @@ pub struct RecordStore<T: Transaction> {
     metadata: Arc<RecordMetaData>,
     header: RecordStoreHeader,
     states: BTreeMap<String, IndexState>,
-    maintainers: Arc<BTreeMap<String, Maintainer>>,
+    maintainers: Maintainers,
 }
 
 impl<T: Transaction> Clone for RecordStore<T> {
@@ -274,11 +286,7 @@ impl<T: Transaction> RecordStore<T> {
         options: &OpenOptions,
     ) -> Result<Self> {
         let opened = open_store(tx, subspace, &metadata, options).await?;
-        let maintainers = metadata
-            .indexes()
-            .values()
-            .map(|i| (i.name.clone(), index::maintainer(i)))
-            .collect();
+        let maintainers = metadata.maintainers().clone();
         Ok(RecordStore {
             shared: Arc::new(Shared {
                 tx: tx.clone(),
@@ -288,7 +296,7 @@ impl<T: Transaction> RecordStore<T> {
             metadata,
             header: opened.header,
             states: opened.index_states,
-            maintainers: Arc::new(maintainers),
+            maintainers,
         })
     }
 
@@ -605,7 +613,7 @@ impl<T: Transaction> RecordStore<T> {
     /// Loads a record with its version. A torn or corrupt record is an error, never data.
     pub async fn load_dynamic(&self, pk: &[Element<'_>]) -> Result<Option<StoredRecord>> {
         let pk = owned(pk);
-        match self.read_raw(&pk, false).await? {
+        match self.load_raw(&pk).await? {
             Some(raw) => Ok(Some(self.decode(raw)?)),
             None => Ok(None),
         }
@@ -689,6 +697,12 @@ impl<T: Transaction> RecordStore<T> {
         let mut more = false;
         'scan: while let Some(batch) = batches.next().await {
             for kv in batch?.key_values {
+                if let Some((pk_bytes, raw)) = current.as_mut() {
+                    if let Some(part) = self.suffix_within(&kv.key, pk_bytes) {
+                        raw.add_part(part, kv.value)?;
+                        continue;
+                    }
+                }
                 let (pk, part) = self.parse_record_key(&kv.key)?;
                 let pk_bytes = layout::primary_key_bytes(&pk);
                 if current.as_ref().is_none_or(|(b, _)| *b != pk_bytes) {
@@ -709,11 +723,7 @@ impl<T: Transaction> RecordStore<T> {
                     ));
                 }
                 let (_, raw) = current.as_mut().expect("set above");
-                if part == suffix::VERSION {
-                    raw.version = Some(decode_version(&pk, &kv.value)?);
-                } else {
-                    raw.parts.insert(part, kv.value);
-                }
+                raw.add_part(part, kv.value)?;
             }
         }
         if let Some((_, done)) = current.take() {
@@ -775,6 +785,52 @@ impl<T: Transaction> RecordStore<T> {
                 detail: format!("unexpected record key {}", crate::kv::printable(key)),
             }),
         }
+    }
+
+    /// The suffix of `key` if it is a key of the record whose packed primary key is
+    /// `pk_bytes`, unpacking only the suffix; `None` for any other key. A packed primary
+    /// key is a nested tuple, whose encoding is never a prefix of another's, so the
+    /// prefix test is exact. Scans use it for every key after a record's first.
+    pub(crate) fn suffix_within(&self, key: &[u8], pk_bytes: &[u8]) -> Option<i64> {
+        let rest = key
+            .strip_prefix(self.layout.records().bytes())?
+            .strip_prefix(pk_bytes)?;
+        foundationdb_tuple::unpack::<i64>(rest).ok()
+    }
+
+    /// Reads one record for a load: two point reads, the unsplit value and the version,
+    /// issued together (one round trip on FoundationDB, and cheaper than a range read
+    /// on both backends). Only when there is no unsplit value (a split record, or none)
+    /// does it fall back to [`read_raw`](Self::read_raw)'s range read, whose read
+    /// conflict covers the whole record. Saves clear a record's whole range, so an
+    /// unsplit value never sits next to leftover chunks; the checker reports it if one
+    /// ever does.
+    async fn load_raw(&self, pk: &KeyTuple) -> Result<Option<RawRecord>> {
+        let record = self.layout.record(pk);
+        let data_key = record.pack(&suffix::UNSPLIT);
+        let version_key = record.pack(&suffix::VERSION);
+        let tx = &self.shared.tx;
+        let (data, version) = futures::join!(tx.get(&data_key, false), tx.get(&version_key, false));
+        let Some(data) = data? else {
+            return self.read_raw(pk, false).await;
+        };
+        let mut version = match version? {
+            Some(v) => Some(decode_version(pk, &v)?),
+            None => None,
+        };
+        {
+            let local = self.local();
+            if !local.saved.is_empty() {
+                if let Some(v) = local.saved.get(&layout::primary_key_bytes(pk)) {
+                    version = Some(*v);
+                }
+            }
+        }
+        Ok(Some(RawRecord {
+            primary_key: pk.clone(),
+            parts: BTreeMap::from([(suffix::UNSPLIT, data)]),
+            version,
+        }))
     }
 
     /// Reads one record's keys (data, chunks, version).
