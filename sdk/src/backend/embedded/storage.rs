@@ -173,7 +173,7 @@ impl Storage {
         {
             // The batch is durable in the log either way; a failed checkpoint is retried
             // at the next batch and the log simply keeps growing meanwhile.
-            if let Err(e) = self.checkpoint(&mut log, version) {
+            if let Err(e) = self.checkpoint(&mut log, version, false) {
                 eprintln!(
                     "fdb-records: checkpoint of {} failed, will retry: {e}",
                     log.wal.path().display()
@@ -183,15 +183,20 @@ impl Storage {
         Ok(())
     }
 
-    /// Makes redb durable up to `version`, then empties the log.
-    fn checkpoint(&self, log: &mut LogState, version: u64) -> Result<(), FdbError> {
+    /// Makes redb durable up to `version`, then starts the log over (`empty`: leaves
+    /// an empty file, for a clean close).
+    fn checkpoint(&self, log: &mut LogState, version: u64, empty: bool) -> Result<(), FdbError> {
         let tx = self.begin(Durability::Immediate)?;
         {
             let mut meta = tx.open_table(META).map_err(storage_error)?;
             meta.insert(META_VERSION, version).map_err(storage_error)?;
         }
         tx.commit().map_err(storage_error)?;
-        log.wal.truncate()?;
+        if empty {
+            log.wal.truncate()?;
+        } else {
+            log.wal.rewind()?;
+        }
         log.batches_since_checkpoint = 0;
         Ok(())
     }
@@ -231,13 +236,17 @@ impl Drop for Storage {
         let Some(log) = self.wal.take() else { return };
         let mut log = log.into_inner().unwrap_or_else(|p| p.into_inner());
         if log.wal.len() == 0 {
+            // Records of earlier rounds may remain after a rewind; leave an empty file.
+            if let Err(e) = log.wal.truncate() {
+                eprintln!("fdb-records: emptying the log on close failed: {e}");
+            }
             return;
         }
         let version = match self.snapshot() {
             Ok(s) => s.version(),
             Err(_) => return,
         };
-        if let Err(e) = self.checkpoint(&mut log, version) {
+        if let Err(e) = self.checkpoint(&mut log, version, true) {
             eprintln!("fdb-records: checkpoint on close failed; the log will be replayed: {e}");
         }
     }

@@ -97,6 +97,20 @@ impl Wal {
         self.len
     }
 
+    /// Starts the log over from its beginning once everything in it is durable
+    /// elsewhere, keeping the file's blocks: overwriting allocated blocks lets each
+    /// `fdatasync` flush data only, where an append must also commit the file's new
+    /// size (as SQLite's WAL, which is reused the same way). Records of earlier rounds
+    /// may remain past the new ones; replay cannot mistake them for new ones: the first
+    /// new record that is torn or overwrites the middle of an old one fails its
+    /// checksum, and a whole old record that follows holds a version that redb already
+    /// made durable, which replay skips.
+    pub(crate) fn rewind(&mut self) -> Result<(), FdbError> {
+        self.file.seek(SeekFrom::Start(0)).map_err(storage_error)?;
+        self.len = 0;
+        Ok(())
+    }
+
     /// Empties the log once everything in it is durable elsewhere.
     pub(crate) fn truncate(&mut self) -> Result<(), FdbError> {
         self.file.set_len(0).map_err(storage_error)?;
@@ -213,6 +227,47 @@ mod tests {
             WalOp::ClearRange(b"a".to_vec(), b"b".to_vec()),
             WalOp::Set(Vec::new(), Vec::new()),
         ]
+    }
+
+    #[test]
+    fn after_a_rewind_old_records_are_never_read_as_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.wal");
+        let op = |n: usize| vec![WalOp::Set(b"k".to_vec(), vec![7; n])];
+        {
+            let (mut wal, _) = Wal::open(&path).unwrap();
+            for v in 1..=3 {
+                wal.append(v, &op(10)).unwrap();
+            }
+            // A checkpoint made 1..=3 durable in redb: the next round overwrites them.
+            wal.rewind().unwrap();
+            assert_eq!(wal.len(), 0);
+            // Same shape: the old records 2 and 3 follow, whole and valid.
+            wal.append(4, &op(10)).unwrap();
+        }
+        let (_, records) = Wal::open(&path).unwrap();
+        let versions: Vec<u64> = records.iter().map(|r| r.version).collect();
+        assert_eq!(
+            versions,
+            vec![4, 2, 3],
+            "old records stay, older than the checkpoint"
+        );
+        {
+            let (mut wal, _) = Wal::open(&path).unwrap();
+            wal.truncate().unwrap();
+            for v in 1..=3 {
+                wal.append(v, &op(40)).unwrap();
+            }
+            wal.rewind().unwrap();
+            // A shorter record lands in the middle of old record 1: what follows it
+            // fails its checksum, so replay stops there.
+            wal.append(4, &op(5)).unwrap();
+        }
+        let (_, records) = Wal::open(&path).unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.version).collect::<Vec<_>>(),
+            vec![4]
+        );
     }
 
     #[test]
