@@ -6,7 +6,7 @@ use crate::kv::{key_after, FdbResult, KeyValue, RangeOption, Transaction};
 use crate::layout;
 use crate::store::{RawRecord, RecordRange, RecordStore, StoredRecord};
 use futures::stream::{self, StreamExt};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Reads a key range in growing batches, seeking from the last key read, within the
 /// cursor's key budget (plus one key of look-ahead).
@@ -275,7 +275,7 @@ impl<T: Transaction> RecordScanState<T> {
                     let kv = self.reader.pop().expect("peeked");
                     let mut raw = RawRecord {
                         primary_key: pk,
-                        parts: BTreeMap::new(),
+                        parts: Vec::new(),
                         version: None,
                     };
                     raw.add_part(part, kv.value)?;

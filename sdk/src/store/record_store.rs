@@ -139,8 +139,8 @@ impl ScanOptions {
 #[derive(Clone, Debug)]
 pub(crate) struct RawRecord {
     pub primary_key: KeyTuple,
-    /// Data parts: suffix → value (the version suffix removed).
-    pub parts: BTreeMap<i64, Vec<u8>>,
+    /// Data parts as (suffix, value), in the order read (the version suffix removed).
+    pub parts: Vec<(i64, Vec<u8>)>,
     pub version: Option<RecordVersion>,
 }
 
@@ -150,7 +150,7 @@ impl RawRecord {
         if part == suffix::VERSION {
             self.version = Some(decode_version(&self.primary_key, &value)?);
         } else {
-            self.parts.insert(part, value);
+            self.parts.push((part, value));
         }
         Ok(())
     }
@@ -717,7 +717,7 @@ impl<T: Transaction> RecordStore<T> {
                         pk_bytes,
                         RawRecord {
                             primary_key: pk.clone(),
-                            parts: BTreeMap::new(),
+                            parts: Vec::new(),
                             version: None,
                         },
                     ));
@@ -828,7 +828,7 @@ impl<T: Transaction> RecordStore<T> {
         }
         Ok(Some(RawRecord {
             primary_key: pk.clone(),
-            parts: BTreeMap::from([(suffix::UNSPLIT, data)]),
+            parts: vec![(suffix::UNSPLIT, data)],
             version,
         }))
     }

@@ -43,9 +43,13 @@ pub(crate) enum SplitError {
 /// Reassembles a record from its data parts (suffix → value; the version suffix must
 /// already be removed). `Ok(None)`: no data at all. Returns the data and the number of
 /// values it was stored in.
-pub(crate) fn assemble(
-    mut parts: BTreeMap<i64, Vec<u8>>,
-) -> Result<Option<(Vec<u8>, usize)>, SplitError> {
+pub(crate) fn assemble(parts: Vec<(i64, Vec<u8>)>) -> Result<Option<(Vec<u8>, usize)>, SplitError> {
+    // The common case, without building a map.
+    if let [(suffix::UNSPLIT, _)] = parts.as_slice() {
+        let (_, unsplit) = parts.into_iter().next().expect("one part");
+        return Ok(Some((unsplit, 1)));
+    }
+    let mut parts: BTreeMap<i64, Vec<u8>> = parts.into_iter().collect();
     if parts.is_empty() {
         return Ok(None);
     }
@@ -96,8 +100,8 @@ pub(crate) fn assemble(
 mod tests {
     use super::*;
 
-    fn parts(chunks: Vec<(i64, Vec<u8>)>) -> BTreeMap<i64, Vec<u8>> {
-        chunks.into_iter().collect()
+    fn parts(chunks: Vec<(i64, Vec<u8>)>) -> Vec<(i64, Vec<u8>)> {
+        chunks
     }
 
     #[test]
@@ -127,18 +131,24 @@ mod tests {
         let data = vec![1u8; 350_000];
         for missing in 1..=4 {
             let mut p = parts(split(&data));
-            p.remove(&missing);
+            p.retain(|(k, _)| *k != missing);
             assert!(
                 matches!(assemble(p), Err(SplitError::Torn(_))),
                 "chunk {missing}"
             );
         }
         let mut p = parts(split(&data));
-        p.insert(5, vec![0]);
+        p.push((5, vec![0]));
         assert!(matches!(assemble(p), Err(SplitError::Corrupt(_))));
         let mut p = parts(split(&data));
-        p.insert(0, vec![0]);
+        p.push((0, vec![0]));
         assert!(matches!(assemble(p), Err(SplitError::Corrupt(_))));
-        assert_eq!(assemble(BTreeMap::new()).unwrap(), None);
+        assert_eq!(assemble(Vec::new()).unwrap(), None);
+        // An unsplit value alone is the record; next to a chunk it is corruption.
+        assert_eq!(assemble(vec![(0, vec![9])]).unwrap(), Some((vec![9], 1)));
+        assert!(matches!(
+            assemble(vec![(1, vec![0; 8]), (0, vec![9])]),
+            Err(SplitError::Corrupt(_))
+        ));
     }
 }
