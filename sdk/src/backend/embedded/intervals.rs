@@ -1,6 +1,8 @@
 //! Sets of half-open key ranges `[begin, end)`, kept disjoint and merged: the shape of
 //! conflict sets, cleared ranges and unreadable ranges.
 
+use crate::kv::key_after;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
@@ -31,42 +33,63 @@ impl IntervalSet {
 
     /// Adds `[begin, end)`, merging with overlapping or touching ranges.
     pub(crate) fn insert(&mut self, begin: &[u8], end: &[u8]) {
+        self.insert_cow(Cow::Borrowed(begin), Cow::Borrowed(end));
+    }
+
+    /// [`insert`](Self::insert) taking bounds the caller owns, so that they move into
+    /// the set instead of being copied.
+    pub(crate) fn insert_owned(&mut self, begin: Vec<u8>, end: Vec<u8>) {
+        self.insert_cow(Cow::Owned(begin), Cow::Owned(end));
+    }
+
+    /// Adds the single key `key`: `[key, key\x00)`.
+    pub(crate) fn insert_key(&mut self, key: &[u8]) {
+        self.insert_cow(Cow::Borrowed(key), Cow::Owned(key_after(key)));
+    }
+
+    /// Adds `[begin, end)`, copying a borrowed bound only if it is stored. Allocates
+    /// nothing when the set already covers the range.
+    fn insert_cow(&mut self, begin: Cow<'_, [u8]>, end: Cow<'_, [u8]>) {
         if begin >= end {
             return;
         }
-        let mut new_begin = begin.to_vec();
-        let mut new_end = end.to_vec();
-        // A range starting at or before `begin` that reaches it.
-        if let Some((b, e)) = self
+        // The range starting at or before `begin`: does it reach `begin`, or cover it all?
+        let extends_previous = match self
             .ranges
-            .range::<[u8], ByteBounds>((Unbounded, Included(begin)))
+            .range::<[u8], ByteBounds>((Unbounded, Included(&*begin)))
             .next_back()
         {
-            if e.as_slice() >= begin {
-                new_begin = b.clone();
-                if e.as_slice() > end {
-                    new_end = e.clone();
-                }
-            }
-        }
-        // Ranges starting inside `[begin, end]` are absorbed.
-        let absorbed: Vec<Vec<u8>> = self
+            Some((_, e)) if e.as_slice() >= &*end => return,
+            Some((_, e)) => e.as_slice() >= &*begin,
+            None => false,
+        };
+        // Ranges starting inside `(begin, end]` are absorbed; being disjoint and sorted,
+        // the last one absorbed reaches furthest.
+        let mut new_end = end;
+        while let Some(b) = self
             .ranges
-            .range::<[u8], ByteBounds>((Included(new_begin.as_slice()), Included(end)))
+            .range::<[u8], ByteBounds>((Excluded(&*begin), Included(&*new_end)))
+            .next()
             .map(|(b, _)| b.clone())
-            .collect();
-        for b in absorbed {
-            if let Some(e) = self.ranges.remove(&b) {
-                self.bound_bytes -= b.len() + e.len();
-                if e > new_end {
-                    new_end = e;
-                }
+        {
+            let e = self.ranges.remove(&b).expect("absorbed range");
+            self.bound_bytes -= b.len() + e.len();
+            if e.as_slice() > &*new_end {
+                new_end = Cow::Owned(e);
             }
         }
-        let begin_len = new_begin.len();
-        self.bound_bytes += begin_len + new_end.len();
-        if let Some(old_end) = self.ranges.insert(new_begin, new_end) {
-            self.bound_bytes -= begin_len + old_end.len();
+        if extends_previous {
+            let (_, e) = self
+                .ranges
+                .range_mut::<[u8], ByteBounds>((Unbounded, Included(&*begin)))
+                .next_back()
+                .expect("previous range");
+            self.bound_bytes = self.bound_bytes - e.len() + new_end.len();
+            *e = new_end.into_owned();
+        } else {
+            // No range starts at `begin` (it would have reached it), so nothing is replaced.
+            self.bound_bytes += begin.len() + new_end.len();
+            self.ranges.insert(begin.into_owned(), new_end.into_owned());
         }
     }
 
@@ -137,12 +160,32 @@ mod tests {
         assert_eq!(s.len(), 1, "touching ranges merge");
     }
 
+    #[test]
+    fn owned_and_key_inserts_merge_like_borrowed_ones() {
+        let mut s = IntervalSet::new();
+        s.insert_owned(b"b".to_vec(), b"d".to_vec());
+        s.insert_key(b"d");
+        assert_eq!(s.iter().collect::<Vec<_>>(), [(&b"b"[..], &b"d\x00"[..])]);
+        s.insert_owned(b"a".to_vec(), b"c".to_vec());
+        s.insert_owned(b"c".to_vec(), b"c\x01".to_vec());
+        assert_eq!(s.iter().collect::<Vec<_>>(), [(&b"a"[..], &b"d\x00"[..])]);
+        s.insert_owned(b"f".to_vec(), b"g".to_vec());
+        s.insert_owned(b"c".to_vec(), b"f".to_vec());
+        assert_eq!(s.iter().collect::<Vec<_>>(), [(&b"a"[..], &b"g"[..])]);
+        assert_eq!(s.byte_size(), 2);
+    }
+
     proptest! {
         #[test]
         fn byte_size_is_the_sum_of_the_bounds(ranges in prop::collection::vec((prop::collection::vec(0u8..4, 0..4), prop::collection::vec(0u8..4, 0..4)), 0..16)) {
             let mut set = IntervalSet::new();
-            for (b, e) in &ranges {
-                set.insert(b, e);
+            for (i, (b, e)) in ranges.iter().enumerate() {
+                // Every way in: borrowed, owned, and single keys.
+                match i % 3 {
+                    0 => set.insert(b, e),
+                    1 => set.insert_owned(b.clone(), e.clone()),
+                    _ => set.insert_key(b),
+                }
                 let recount: usize = set.iter().map(|(b, e)| b.len() + e.len()).sum();
                 prop_assert_eq!(set.byte_size(), recount);
             }
@@ -151,7 +194,9 @@ mod tests {
         #[test]
         fn matches_a_naive_model(ranges in prop::collection::vec((0u8..20, 0u8..20), 0..12), probes in prop::collection::vec((0u8..21, 0u8..21), 0..20)) {
             let mut set = IntervalSet::new();
-            for &(b, e) in &ranges { set.insert(&[b], &[e]); }
+            for (i, &(b, e)) in ranges.iter().enumerate() {
+                if i % 2 == 0 { set.insert(&[b], &[e]) } else { set.insert_owned(vec![b], vec![e]) }
+            }
             let covered = |k: u8| ranges.iter().any(|&(b, e)| b <= k && k < e);
             for k in 0..21u8 { prop_assert_eq!(set.contains(&[k]), covered(k)); }
             for &(b, e) in &probes {

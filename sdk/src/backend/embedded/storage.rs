@@ -296,8 +296,56 @@ impl BatchWriter<'_, '_> {
 }
 
 /// Rows of a snapshot range read, in scan order.
-pub(crate) type StoredRows<'s> =
-    Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), FdbError>> + 's>;
+pub(crate) struct StoredRows {
+    /// `None` for an empty range.
+    range: Option<redb::Range<'static, &'static [u8], &'static [u8]>>,
+    reverse: bool,
+}
+
+impl StoredRows {
+    /// Steps over the next row without copying it out; whether there was one.
+    pub(crate) fn skip_row(&mut self) -> Result<bool, FdbError> {
+        let Some(range) = self.range.as_mut() else {
+            return Ok(false);
+        };
+        let row = if self.reverse {
+            range.next_back()
+        } else {
+            range.next()
+        };
+        match row {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(storage_error(e)),
+        }
+    }
+}
+
+impl Iterator for StoredRows {
+    type Item = Result<(Vec<u8>, Vec<u8>), FdbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let range = self.range.as_mut()?;
+        Some(if self.reverse {
+            copy_row(range.next_back()?)
+        } else {
+            copy_row(range.next()?)
+        })
+    }
+}
+
+type Guard = redb::AccessGuard<'static, &'static [u8]>;
+
+/// Copies a row straight out of the page it lives on.
+#[inline(always)]
+fn copy_row(
+    row: Result<(Guard, Guard), redb::StorageError>,
+) -> Result<(Vec<u8>, Vec<u8>), FdbError> {
+    match row {
+        Ok((k, v)) => Ok((k.value().to_vec(), v.value().to_vec())),
+        Err(e) => Err(storage_error(e)),
+    }
+}
 
 /// A consistent read-only view of storage at one committed version.
 pub(crate) struct StorageSnapshot {
@@ -320,31 +368,21 @@ impl StorageSnapshot {
     }
 
     /// Keys in `[begin, end)` in the given direction, lazily.
-    pub(crate) fn range<'s>(
-        &'s self,
+    pub(crate) fn range(
+        &self,
         begin: &[u8],
         end: &[u8],
         reverse: bool,
-    ) -> Result<StoredRows<'s>, FdbError> {
-        if begin >= end {
-            return Ok(Box::new(std::iter::empty()));
-        }
-        let range = self
-            .data
-            .range::<&[u8]>((Bound::Included(begin), Bound::Excluded(end)))
-            .map_err(storage_error)?;
-        type Row<'g> = (
-            redb::AccessGuard<'g, &'static [u8]>,
-            redb::AccessGuard<'g, &'static [u8]>,
-        );
-        let map = |r: Result<Row<'_>, redb::StorageError>| {
-            r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
-                .map_err(storage_error)
-        };
-        Ok(if reverse {
-            Box::new(range.rev().map(map))
+    ) -> Result<StoredRows, FdbError> {
+        let range = if begin < end {
+            Some(
+                self.data
+                    .range::<&[u8]>((Bound::Included(begin), Bound::Excluded(end)))
+                    .map_err(storage_error)?,
+            )
         } else {
-            Box::new(range.map(map))
-        })
+            None
+        };
+        Ok(StoredRows { range, reverse })
     }
 }

@@ -13,6 +13,7 @@ use crate::kv::{
     TransactionOption,
 };
 use std::cmp::Ordering;
+use std::collections::btree_map;
 use std::iter::Peekable;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,6 +24,8 @@ const KEYSPACE_END: &[u8] = b"\xff";
 const EXACT_MODE_WITHOUT_LIMITS: i32 = 2210;
 /// Per-batch byte cap when the streaming mode doesn't set a smaller one.
 const BATCH_BYTES: usize = 1 << 20;
+/// Rows a range read makes room for up front; more grow the result as they come.
+const INITIAL_ROWS: usize = 16;
 
 fn err(c: i32) -> FdbError {
     FdbError::from_code(c)
@@ -74,9 +77,11 @@ struct TxState {
     snapshot: Option<Arc<StorageSnapshot>>,
     read_version_at: Duration,
     reads: IntervalSet,
-    /// Keys of non-snapshot point reads. Kept as a plain list and folded into `reads`
-    /// only at commit: most point reads belong to transactions that never commit writes.
-    read_points: Vec<Vec<u8>>,
+    /// Keys of non-snapshot point reads, end to end (`read_point_ends` marks where each
+    /// ends). Kept as a plain list and folded into `reads` only at commit: most point
+    /// reads belong to transactions that never commit writes.
+    read_points: Vec<u8>,
+    read_point_ends: Vec<usize>,
     read_point_bytes: usize,
     writes: WriteBuffer,
     /// A write that failed validation; reported by the next read or the commit.
@@ -99,6 +104,7 @@ impl TxState {
             read_version_at: Duration::ZERO,
             reads: IntervalSet::new(),
             read_points: Vec::new(),
+            read_point_ends: Vec::new(),
             read_point_bytes: 0,
             writes: WriteBuffer::default(),
             deferred: None,
@@ -118,7 +124,8 @@ impl TxState {
         self.status = Status::Active;
         self.snapshot = None;
         self.reads = IntervalSet::new();
-        self.read_points = Vec::new();
+        self.read_points.clear();
+        self.read_point_ends.clear();
         self.read_point_bytes = 0;
         self.writes = WriteBuffer::default();
         self.deferred = None;
@@ -170,18 +177,27 @@ impl TxState {
     }
 
     fn has_reads(&self) -> bool {
-        !self.reads.is_empty() || !self.read_points.is_empty()
+        !self.reads.is_empty() || !self.read_point_ends.is_empty()
     }
 
     /// The full read-conflict set, point reads included.
     fn take_read_conflicts(&mut self) -> IntervalSet {
         let mut reads = std::mem::take(&mut self.reads);
-        for key in self.read_points.drain(..) {
-            let end = key_after(&key);
-            reads.insert(&key, &end);
+        let mut begin = 0;
+        for end in self.read_point_ends.drain(..) {
+            reads.insert_key(&self.read_points[begin..end]);
+            begin = end;
         }
+        self.read_points.clear();
         self.read_point_bytes = 0;
         reads
+    }
+
+    /// Records a non-snapshot point read of `key`.
+    fn add_read_point(&mut self, key: &[u8]) {
+        self.read_point_bytes += 2 * key.len() + 1;
+        self.read_points.extend_from_slice(key);
+        self.read_point_ends.push(self.read_points.len());
     }
 }
 
@@ -243,22 +259,29 @@ impl EmbeddedTransaction {
     }
 
     /// The read snapshot, acquiring the read version on first use and enforcing its age.
-    fn read_snapshot(&self, st: &mut TxState, now: Duration) -> FdbResult<Arc<StorageSnapshot>> {
-        let snapshot = match &st.snapshot {
-            Some(s) => s.clone(),
-            None => {
-                let s = self.engine().read_snapshot();
-                st.snapshot = Some(s.clone());
-                st.read_version_at = now;
-                s
-            }
-        };
+    fn read_snapshot<'s>(
+        &self,
+        st: &'s mut TxState,
+        now: Duration,
+    ) -> FdbResult<&'s StorageSnapshot> {
+        self.acquire_snapshot(st, now)?;
+        Ok(st.snapshot.as_deref().expect("acquired"))
+    }
+
+    /// Acquires the read version on first use and enforces its age; afterwards
+    /// `st.snapshot` is set. Borrowing it from there (rather than cloning the shared
+    /// `Arc`) keeps reads off the reference count every transaction shares.
+    fn acquire_snapshot(&self, st: &mut TxState, now: Duration) -> FdbResult<()> {
+        if st.snapshot.is_none() {
+            st.snapshot = Some(self.engine().read_snapshot());
+            st.read_version_at = now;
+        }
         if now.saturating_sub(st.read_version_at) > self.engine().lifetime
             || self.engine().faults().is_some_and(|f| f.read_too_old())
         {
             return Err(err(code::TRANSACTION_TOO_OLD));
         }
-        Ok(snapshot)
+        Ok(())
     }
 
     fn get_sync(&self, key: &[u8], snapshot: bool) -> FdbResult<Option<Vec<u8>>> {
@@ -276,21 +299,26 @@ impl EmbeddedTransaction {
         } else {
             Vec::new()
         };
-        let snap = self.read_snapshot(&mut st, now)?;
-        let stored = snap.get(key)?;
+        let stored = self.read_snapshot(&mut st, now)?.get(key)?;
         if !snapshot {
-            st.read_point_bytes += 2 * key.len() + 1;
-            st.read_points.push(key.to_vec());
+            st.add_read_point(key);
         }
         Ok(apply_pending(stored, &ops))
     }
 
     /// Resolves a selector against the merged view, adding the span it examined as a
     /// read conflict. Anchors past `\xff` are outside the user key space (2004).
-    fn resolve(&self, st: &mut TxState, sel: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
+    fn resolve(
+        &self,
+        st: &mut TxState,
+        sel: &KeySelector,
+        snapshot: bool,
+        now: Duration,
+    ) -> FdbResult<Vec<u8>> {
         legal_range_end(&sel.key)?;
         let anchor: &[u8] = &sel.key;
-        let snap = self.read_snapshot(st, self.now())?;
+        self.acquire_snapshot(st, now)?;
+        let snap = st.snapshot.as_deref().expect("acquired");
         let writes = (!snapshot || st.snapshot_ryw).then_some(&st.writes);
         let (key, span) = if sel.offset >= 1 {
             let begin = if sel.or_equal {
@@ -298,7 +326,7 @@ impl EmbeddedTransaction {
             } else {
                 anchor.to_vec()
             };
-            let found = Merged::new(writes, &snap, &begin, KEYSPACE_END, false)?
+            let found = Merged::new(writes, snap, &begin, KEYSPACE_END, false)?
                 .nth(sel.offset as usize - 1)
                 .transpose()?;
             match found {
@@ -314,7 +342,7 @@ impl EmbeddedTransaction {
             } else {
                 anchor.to_vec()
             };
-            let found = Merged::new(writes, &snap, b"", &end, true)?
+            let found = Merged::new(writes, snap, b"", &end, true)?
                 .nth(sel.offset.unsigned_abs() as usize)
                 .transpose()?;
             match found {
@@ -323,14 +351,20 @@ impl EmbeddedTransaction {
             }
         };
         if !snapshot {
-            st.reads.insert(&span.0, &span.1);
+            st.reads.insert_owned(span.0, span.1);
         }
         Ok(key)
     }
 
     /// A range bound: selectors of the form "first key ≥ k" or "first key > k" need no
     /// resolution (and add no conflict beyond the range itself).
-    fn bound(&self, st: &mut TxState, sel: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
+    fn bound(
+        &self,
+        st: &mut TxState,
+        sel: &KeySelector,
+        snapshot: bool,
+        now: Duration,
+    ) -> FdbResult<Vec<u8>> {
         if sel.offset == 1 {
             legal_range_end(&sel.key)?;
             let k = if sel.or_equal {
@@ -344,7 +378,7 @@ impl EmbeddedTransaction {
                 k
             });
         }
-        self.resolve(st, sel, snapshot)
+        self.resolve(st, sel, snapshot, now)
     }
 
     fn get_range_sync(
@@ -357,18 +391,20 @@ impl EmbeddedTransaction {
         let now = self.now();
         st.check_readable(now)?;
         let (row_cap, byte_cap) = batch_size(range, iteration)?;
-        let begin = self.bound(&mut st, &range.begin, snapshot)?;
-        let end = self.bound(&mut st, &range.end, snapshot)?;
+        let st = &mut *st;
+        let begin = self.bound(st, &range.begin, snapshot, now)?;
+        let end = self.bound(st, &range.end, snapshot, now)?;
         if begin >= end || row_cap == 0 {
             return Ok(RangeResult::default());
         }
-        let snap = self.read_snapshot(&mut st, now)?;
+        self.acquire_snapshot(st, now)?;
+        let snap = st.snapshot.as_deref().expect("acquired");
         // Storage alone answers when this transaction wrote nothing in the range.
         let writes = (!snapshot || st.snapshot_ryw)
             .then_some(&st.writes)
             .filter(|w| w.touches(&begin, &end));
-        let mut rows = Merged::new(writes, &snap, &begin, &end, range.reverse)?;
-        let mut key_values = Vec::with_capacity(row_cap.min(1024));
+        let mut rows = Merged::new(writes, snap, &begin, &end, range.reverse)?;
+        let mut key_values = Vec::with_capacity(row_cap.min(INITIAL_ROWS));
         let mut bytes = 0usize;
         let mut truncated = false;
         for row in rows.by_ref() {
@@ -380,16 +416,16 @@ impl EmbeddedTransaction {
                 break;
             }
         }
-        let more = truncated && rows.next().transpose()?.is_some();
+        let more = truncated && rows.has_next()?;
         drop(rows);
         if !snapshot {
             // The caller stops when `more` is false, so the conflict range must then cover
             // the whole range: narrowing it would let a phantom insert past the last row
             // go unnoticed. Only a batch with more to come protects just what it returned.
             match (more, key_values.last()) {
-                (true, Some(last)) if range.reverse => st.reads.insert(&last.key, &end),
-                (true, Some(last)) => st.reads.insert(&begin, &key_after(&last.key)),
-                _ => st.reads.insert(&begin, &end),
+                (true, Some(last)) if range.reverse => st.reads.insert_owned(last.key.clone(), end),
+                (true, Some(last)) => st.reads.insert_owned(begin, key_after(&last.key)),
+                _ => st.reads.insert_owned(begin, end),
             }
         }
         Ok(RangeResult { key_values, more })
@@ -422,7 +458,7 @@ impl EmbeddedTransaction {
         }
         if st.has_reads() && st.snapshot.is_none() {
             // Explicit read conflicts without a read: read at the current version.
-            self.read_snapshot(&mut st, now)?;
+            self.acquire_snapshot(&mut st, now)?;
         }
         let read_version = match &st.snapshot {
             Some(s) if st.has_reads() => {
@@ -466,47 +502,94 @@ fn batch_size(range: &RangeOption, iteration: usize) -> FdbResult<(usize, usize)
 
 /// Storage rows merged with the transaction's own writes, in key order.
 struct Merged<'a> {
+    /// `None`: storage alone answers, row by row.
     writes: Option<&'a WriteBuffer>,
-    stored: Peekable<StoredRows<'a>>,
-    buffered: Peekable<BufferedRows<'a>>,
+    stored: StoredRows,
+    /// The next stored row, once looked at (only when merging with `writes`).
+    stored_next: Option<Option<StoredResult>>,
+    /// The buffered entries in the range, when `writes` is set.
+    buffered: Option<Peekable<BufferedRows<'a>>>,
     reverse: bool,
 }
 
-type BufferedRows<'a> = Box<dyn Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a>;
+type BufferedRows<'a> = Directed<btree_map::Range<'a, Vec<u8>, Entry>>;
+
+/// A double-ended iterator run forwards or backwards.
+struct Directed<I> {
+    iter: I,
+    reverse: bool,
+}
+
+impl<I: DoubleEndedIterator> Iterator for Directed<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        if self.reverse {
+            self.iter.next_back()
+        } else {
+            self.iter.next()
+        }
+    }
+}
+
+type StoredResult = FdbResult<(Vec<u8>, Vec<u8>)>;
 
 impl<'a> Merged<'a> {
     fn new(
         writes: Option<&'a WriteBuffer>,
-        snap: &'a StorageSnapshot,
+        snap: &StorageSnapshot,
         begin: &[u8],
         end: &[u8],
         reverse: bool,
     ) -> FdbResult<Self> {
-        let buffered: BufferedRows<'a> = match writes {
+        let buffered = match writes {
             Some(w) => {
                 if w.range_unreadable(begin, end) {
                     return Err(err(code::ACCESSED_UNREADABLE));
                 }
-                w.entries_in(begin, end, reverse)
+                let iter = w.entries_in(begin, end);
+                Some(Directed { iter, reverse }.peekable())
             }
-            None => Box::new(std::iter::empty()),
+            None => None,
         };
         Ok(Merged {
             writes,
-            stored: snap.range(begin, end, reverse)?.peekable(),
-            buffered: buffered.peekable(),
+            stored: snap.range(begin, end, reverse)?,
+            stored_next: None,
+            buffered,
             reverse,
         })
     }
 
+    /// Whether another row follows, without copying it out of storage when storage
+    /// alone answers.
+    fn has_next(&mut self) -> FdbResult<bool> {
+        if self.writes.is_none() {
+            return self.stored.skip_row();
+        }
+        Ok(self.next().transpose()?.is_some())
+    }
+
+    fn next_stored(&mut self) -> Option<StoredResult> {
+        match self.stored_next.take() {
+            Some(row) => row,
+            None => self.stored.next(),
+        }
+    }
+
     /// Which source holds the next key in scan order.
     fn next_source(&mut self) -> Option<Ordering> {
-        let stored = match self.stored.peek() {
+        let rows = &mut self.stored;
+        let stored = match self.stored_next.get_or_insert_with(|| rows.next()) {
             Some(Ok((k, _))) => Some(k.as_slice()),
             Some(Err(_)) => return Some(Ordering::Less),
             None => None,
         };
-        let buffered = self.buffered.peek().map(|(k, _)| k.as_slice());
+        let buffered = self
+            .buffered
+            .as_mut()
+            .and_then(|b| b.peek())
+            .map(|(k, _)| k.as_slice());
         match (stored, buffered) {
             (None, None) => None,
             (Some(_), None) => Some(Ordering::Less),
@@ -520,30 +603,30 @@ impl Iterator for Merged<'_> {
     type Item = FdbResult<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.writes.is_none() {
+        let Some(writes) = self.writes else {
             return self.stored.next();
-        }
+        };
         loop {
             let (key, base, entry) = match self.next_source()? {
-                Ordering::Less => match self.stored.next()? {
+                Ordering::Less => match self.next_stored()? {
                     Err(e) => return Some(Err(e)),
                     Ok((k, v)) => {
-                        if self.writes.is_some_and(|w| w.is_cleared(&k)) {
+                        if writes.is_cleared(&k) {
                             continue;
                         }
                         return Some(Ok((k, v)));
                     }
                 },
                 Ordering::Equal => {
-                    let (k, v) = match self.stored.next()? {
+                    let (k, v) = match self.next_stored()? {
                         Ok(kv) => kv,
                         Err(e) => return Some(Err(e)),
                     };
-                    let (_, entry) = self.buffered.next()?;
+                    let (_, entry) = self.buffered.as_mut()?.next()?;
                     (k, Some(v), entry)
                 }
                 Ordering::Greater => {
-                    let (k, entry) = self.buffered.next()?;
+                    let (k, entry) = self.buffered.as_mut()?.next()?;
                     (k.clone(), None, entry)
                 }
             };
@@ -598,8 +681,9 @@ impl Transaction for EmbeddedTransaction {
     async fn get_key(&self, selector: &KeySelector, snapshot: bool) -> FdbResult<Vec<u8>> {
         self.maybe_delay().await;
         let mut st = self.lock();
-        st.check_readable(self.now())?;
-        self.resolve(&mut st, selector, snapshot)
+        let now = self.now();
+        st.check_readable(now)?;
+        self.resolve(&mut st, selector, snapshot, now)
     }
 
     async fn get_range(

@@ -4,7 +4,7 @@
 use super::atomic;
 use super::intervals::{ByteBounds, IntervalSet};
 use crate::kv::{key_after, FdbError, MutationType};
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 use std::ops::Bound::{Excluded, Included};
 
 /// One buffered write, applied in order at commit.
@@ -57,7 +57,7 @@ impl WriteBuffer {
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
         self.entries
             .insert(key.to_vec(), Entry::Known(Some(value.to_vec())));
-        self.write_conflicts.insert(key, &key_after(key));
+        self.write_conflicts.insert_key(key);
         self.mutation_bytes += key.len() + value.len();
         self.mutations
             .push(Mutation::Set(key.to_vec(), value.to_vec()));
@@ -65,7 +65,7 @@ impl WriteBuffer {
 
     pub(crate) fn clear(&mut self, key: &[u8]) {
         self.entries.insert(key.to_vec(), Entry::Known(None));
-        self.write_conflicts.insert(key, &key_after(key));
+        self.write_conflicts.insert_key(key);
         self.mutation_bytes += key.len();
         self.mutations.push(Mutation::Clear(key.to_vec()));
     }
@@ -105,7 +105,7 @@ impl WriteBuffer {
             MutationType::SetVersionstampedValue => {
                 atomic::versionstamp_offset(param)?;
                 self.entries.insert(key.to_vec(), Entry::Unreadable);
-                self.write_conflicts.insert(key, &key_after(key));
+                self.write_conflicts.insert_key(key);
             }
             _ => {
                 let next = match self.entries.remove(key) {
@@ -121,7 +121,7 @@ impl WriteBuffer {
                     None => Entry::Pending(vec![(op, param.to_vec())]),
                 };
                 self.entries.insert(key.to_vec(), next);
-                self.write_conflicts.insert(key, &key_after(key));
+                self.write_conflicts.insert_key(key);
             }
         }
         self.mutation_bytes += key.len() + param.len();
@@ -170,24 +170,16 @@ impl WriteBuffer {
         self.cleared.contains(key)
     }
 
-    /// Buffered entries in `[begin, end)`, in the given direction.
+    /// Buffered entries in `[begin, end)`, in key order (`next_back` for a reverse scan).
     pub(crate) fn entries_in(
         &self,
         begin: &[u8],
         end: &[u8],
-        reverse: bool,
-    ) -> Box<dyn Iterator<Item = (&Vec<u8>, &Entry)> + '_> {
-        if begin >= end {
-            return Box::new(std::iter::empty());
-        }
-        let range = self
-            .entries
-            .range::<[u8], ByteBounds>((Included(begin), Excluded(end)));
-        if reverse {
-            Box::new(range.rev())
-        } else {
-            Box::new(range)
-        }
+    ) -> btree_map::Range<'_, Vec<u8>, Entry> {
+        // An empty (or inverted) range yields nothing, like storage's.
+        let end = end.max(begin);
+        self.entries
+            .range::<[u8], ByteBounds>((Included(begin), Excluded(end)))
     }
 }
 
