@@ -5,7 +5,7 @@
 //! B-tree pages the batch dirties: scattered keys made 16 concurrent clients top out
 //! near 10,000 commits/s here. With it, a batch's resolved writes are appended to the
 //! log and synced (about 0.2 ms for a few KiB), then committed to redb without a sync;
-//! redb is made durable at checkpoints, after which the log is emptied.
+//! redb is made durable at checkpoints, after which the log starts over (see [`Wal::rewind`]).
 //!
 //! Record format (all integers little-endian):
 //!
