@@ -117,7 +117,12 @@ impl StoreLayout {
     }
     /// `(1, (pk...), suffix)`: see [`suffix`].
     pub fn record_key(&self, pk: &[Element<'_>], suffix: i64) -> Vec<u8> {
-        self.record(pk).pack(&suffix)
+        // Packed in one pass, into one buffer: loads build two of these per record.
+        let prefix = self.store.bytes();
+        let mut key = Vec::with_capacity(prefix.len() + 32);
+        key.extend_from_slice(prefix);
+        foundationdb_tuple::pack_into(&(space::RECORDS, pk, suffix), &mut key);
+        key
     }
     /// `(1, (pk...), -1)`: the record's version.
     pub fn record_version_key(&self, pk: &[Element<'_>]) -> Vec<u8> {
@@ -367,7 +372,7 @@ impl StoreLayout {
 /// primary keys in `[a, b)` (as bytes) are the keys in
 /// `[records prefix + a, records prefix + b)`.
 pub fn primary_key_bytes(pk: &[Element<'_>]) -> Vec<u8> {
-    foundationdb_tuple::pack(&(owned(pk),))
+    foundationdb_tuple::pack(&(pk,))
 }
 
 /// The smallest primary-key bound above `pk` and every key of its record.

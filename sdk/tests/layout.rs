@@ -269,3 +269,30 @@ fn explain_key_uses_metadata_to_tell_entries_from_aggregates() {
         "index `by_email` entry (\"a@x\") -> record (1)"
     );
 }
+
+#[test]
+fn record_keys_are_the_records_prefix_then_the_primary_key_bytes_then_the_suffix() {
+    // Scans group a record's keys by this prefix; it must hold for every kind of key.
+    let l = layout();
+    let pks: Vec<Vec<Element<'static>>> = vec![
+        vec![Element::Int(0)],
+        vec![Element::Int(-1), Element::Int(i64::MAX)],
+        vec![Element::Nil],
+        vec![s(""), s("a\0b"), s("ünï")],
+        vec![Element::Bytes(vec![0, 0xff, 0].into())],
+        vec![Element::Tuple(vec![Element::Nil, Element::Int(3)])],
+        vec![Element::Bool(true), Element::Double(-0.5)],
+    ];
+    for pk in &pks {
+        for suffix in [-1i64, 0, 1, 7] {
+            let expected = [
+                l.records().bytes(),
+                &fdb_records::layout::primary_key_bytes(pk),
+                &foundationdb_tuple::pack(&suffix),
+            ]
+            .concat();
+            assert_eq!(l.record_key(pk, suffix), expected, "{pk:?} {suffix}");
+            assert_eq!(l.record(pk).pack(&suffix), expected, "{pk:?} {suffix}");
+        }
+    }
+}

@@ -655,7 +655,11 @@ fn a_load_conflicts_with_every_change_to_that_record_and_no_other() {
             (Some(10), small, 2, false),
             (None, small, 2, false),
         ];
-        for (i, (before, change, changed, conflicts)) in cases.into_iter().enumerate() {
+        // `load_record` (typed) reads no version; `load_dynamic` reads it too.
+        let runs = cases
+            .into_iter()
+            .flat_map(|case| [(case, false), (case, true)]);
+        for (i, ((before, change, changed, conflicts), typed)) in runs.enumerate() {
             with_store(&db, &md, |s| async move {
                 s.delete_all_records().await?;
                 if let Some(len) = before {
@@ -670,11 +674,18 @@ fn a_load_conflicts_with_every_change_to_that_record_and_no_other() {
             let store = RecordStore::open(&reader, subspace(), md.clone())
                 .await
                 .unwrap();
-            let loaded = store.load_dynamic(&pk(1)).await.unwrap();
+            let loaded: Option<User> = if typed {
+                store.load_record::<User>(&pk(1)).await.unwrap()
+            } else {
+                let stored = store.load_dynamic(&pk(1)).await.unwrap();
+                if let Some(stored) = &stored {
+                    assert!(stored.version.is_some(), "case {i}: a version");
+                }
+                stored.map(|s| s.to_record().unwrap())
+            };
             assert_eq!(loaded.is_some(), before.is_some(), "case {i}");
             if let Some(len) = before {
-                let loaded: User = loaded.unwrap().to_record().unwrap();
-                assert_eq!(loaded.avatar_hash.len(), len, "case {i}");
+                assert_eq!(loaded.unwrap().avatar_hash.len(), len, "case {i}");
             }
             with_store(&db, &md, |s| async move {
                 match change(changed) {
@@ -690,7 +701,7 @@ fn a_load_conflicts_with_every_change_to_that_record_and_no_other() {
             assert_eq!(
                 result.is_err(),
                 conflicts,
-                "case {i}: stored {before:?}, record {changed} changed: {result:?}"
+                "case {i} (typed {typed}): stored {before:?}, record {changed} changed: {result:?}"
             );
         }
     });

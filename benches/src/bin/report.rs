@@ -23,7 +23,7 @@ use fdb_records::cursor::{Continuation, ExecuteOptions, NoNextReason, RecordScan
 use fdb_records::key_expression::{empty, field, KeyTuple};
 use fdb_records::kv::{Database, MutationType, RangeOption, Transaction};
 use fdb_records::layout::StoreLayout;
-use fdb_records::metadata::{example_pool, Index, IndexType, RecordMetaData, RecordTypeDef};
+use fdb_records::metadata::{Index, IndexType, RecordMetaData, RecordTypeDef};
 use fdb_records::store::{RecordRange, RecordStore, RecordStoreError};
 use foundationdb_tuple::{Element, Subspace, Versionstamp};
 use futures::executor::block_on;
@@ -36,6 +36,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const USER: &str = "examples.users.User";
+
+/// The example schema's generated types (`build.rs`). Metadata is built from the same
+/// pool, so typed and dynamic loads see one record type.
+mod schema {
+    fdb_records::include_record_protos!();
+}
+use schema::examples::users::User;
+use schema::DESCRIPTOR_POOL;
 const CITIES: [&str; 4] = ["Paris", "London", "Lisbon", "Oslo"];
 
 struct Cfg {
@@ -43,6 +51,17 @@ struct Cfg {
     page_records: usize,
     slice: Duration,
     rounds: usize,
+}
+
+/// How a load's bytes become a message.
+#[derive(Clone, Copy, Debug)]
+enum Decode {
+    /// Not at all (reference rows).
+    None,
+    /// Into a `DynamicMessage` (the dynamic API).
+    Dynamic,
+    /// Into the generated `User` (the typed API).
+    Typed,
 }
 
 fn cfg() -> Cfg {
@@ -56,7 +75,7 @@ fn cfg() -> Cfg {
 }
 
 fn metadata(value_indexes: bool, count_index: bool) -> Arc<RecordMetaData> {
-    let mut b = RecordMetaData::builder(example_pool())
+    let mut b = RecordMetaData::builder(DESCRIPTOR_POOL.clone())
         .record_type(RecordTypeDef::new(USER).primary_key(field("id")));
     if value_indexes {
         b = b
@@ -90,7 +109,7 @@ struct Users {
 
 impl Users {
     fn new() -> Self {
-        let pool = example_pool();
+        let pool = DESCRIPTOR_POOL.clone();
         Users {
             user: pool.get_message_by_name(USER).unwrap(),
             address: pool.get_message_by_name("examples.users.Address").unwrap(),
@@ -384,54 +403,74 @@ fn main() {
             ((seed >> 33) % n as u64) as i64
         };
         let mut next2 = next;
-        let mut load = |per_tx: u64| {
+        let mut load = |per_tx: u64, decode: Decode| {
             block_on(async {
                 let tx = db.create_transaction().unwrap();
                 let store = RecordStore::open(&tx, ss.clone(), md3.clone())
                     .await
                     .unwrap();
                 for _ in 0..per_tx {
-                    let rec = store.load_dynamic(&[Element::Int(next())]).await.unwrap();
-                    assert!(rec.is_some());
+                    let pk = [Element::Int(next())];
+                    let found = match decode {
+                        Decode::Typed => store.load_record::<User>(&pk).await.unwrap().is_some(),
+                        _ => store.load_dynamic(&pk).await.unwrap().is_some(),
+                    };
+                    assert!(found);
                 }
             });
             per_tx
         };
-        let mut raw = |per_tx: u64, decode: bool| {
+        let mut raw = |per_tx: u64, decode: Decode| {
             block_on(async {
                 let tx = db.create_transaction().unwrap();
                 for _ in 0..per_tx {
                     let v = tx.get(&raw_ss.pack(&next2()), false).await.unwrap();
                     let v = v.expect("present");
-                    if decode {
-                        DynamicMessage::decode(desc.clone(), v.as_slice()).unwrap();
+                    match decode {
+                        Decode::Dynamic => {
+                            DynamicMessage::decode(desc.clone(), v.as_slice()).unwrap();
+                        }
+                        Decode::Typed => {
+                            User::decode(v.as_slice()).unwrap();
+                        }
+                        Decode::None => {}
                     }
                 }
             });
             per_tx
         };
-        for (per_tx, decode, label, target) in [
+        for (per_tx, ours, theirs, label, target) in [
             (
                 10,
-                true,
+                Decode::Dynamic,
+                Decode::Dynamic,
                 "load (store open + 10 loads/tx, record + version, decoded) vs raw get + decode (10/tx)",
                 true,
             ),
             (
                 10,
-                false,
-                "↳ reference: the same vs raw get without decoding",
+                Decode::Typed,
+                Decode::Typed,
+                "load, typed (`load_record::<User>`, no version; store open + 10/tx) vs raw get + typed decode",
+                true,
+            ),
+            (
+                10,
+                Decode::Dynamic,
+                Decode::None,
+                "↳ reference: dynamic load vs raw get without decoding",
                 false,
             ),
             (
                 1_000,
-                true,
+                Decode::Dynamic,
+                Decode::Dynamic,
                 "↳ reference: 1,000 loads/tx (store open amortized) vs 1,000 raw get + decode/tx",
                 false,
             ),
         ] {
-            let (o, r, ratio) = compare(&cfg, || load(per_tx), || raw(per_tx, decode));
-            eprintln!("load x{per_tx} decode={decode}: ours {o:.0}/s raw {r:.0}/s ratio {ratio:.2}");
+            let (o, r, ratio) = compare(&cfg, || load(per_tx, ours), || raw(per_tx, theirs));
+            eprintln!("load x{per_tx} {ours:?}/{theirs:?}: ours {o:.0}/s raw {r:.0}/s ratio {ratio:.2}");
             rows.push(row(
                 label,
                 per_s(o),
@@ -630,48 +669,67 @@ fn main() {
         };
         let mut rnd2 = rnd;
         let desc = users.user.clone();
-        let (o, s, ratio) = compare(
-            &cfg,
-            || {
-                block_on(async {
-                    let tx = db.create_transaction().unwrap();
-                    let store = RecordStore::open(&tx, ss.clone(), md2.clone())
-                        .await
-                        .unwrap();
-                    for _ in 0..10 {
-                        assert!(store
-                            .load_dynamic(&[Element::Int(rnd())])
+        for (decode, label) in [
+            (
+                Decode::Dynamic,
+                "vs SQLite: point load (10 per read tx, record + version, dynamic decode)",
+            ),
+            (
+                Decode::Typed,
+                "vs SQLite: point load, typed (`load_record::<User>` vs `User::decode`)",
+            ),
+        ] {
+            let (o, s, ratio) = compare(
+                &cfg,
+                || {
+                    block_on(async {
+                        let tx = db.create_transaction().unwrap();
+                        let store = RecordStore::open(&tx, ss.clone(), md2.clone())
                             .await
-                            .unwrap()
-                            .is_some());
+                            .unwrap();
+                        for _ in 0..10 {
+                            let pk = [Element::Int(rnd())];
+                            let found = match decode {
+                                Decode::Typed => {
+                                    store.load_record::<User>(&pk).await.unwrap().is_some()
+                                }
+                                _ => store.load_dynamic(&pk).await.unwrap().is_some(),
+                            };
+                            assert!(found);
+                        }
+                    });
+                    10
+                },
+                || {
+                    let tx = sqlite.unchecked_transaction().unwrap();
+                    {
+                        let mut q = tx
+                            .prepare_cached("SELECT data FROM users WHERE id = ?1")
+                            .unwrap();
+                        for _ in 0..10 {
+                            let data: Vec<u8> = q.query_row([rnd2()], |r| r.get(0)).unwrap();
+                            match decode {
+                                Decode::Typed => drop(User::decode(data.as_slice()).unwrap()),
+                                _ => drop(
+                                    DynamicMessage::decode(desc.clone(), data.as_slice()).unwrap(),
+                                ),
+                            }
+                        }
                     }
-                });
-                10
-            },
-            || {
-                let tx = sqlite.unchecked_transaction().unwrap();
-                {
-                    let mut q = tx
-                        .prepare_cached("SELECT data FROM users WHERE id = ?1")
-                        .unwrap();
-                    for _ in 0..10 {
-                        let data: Vec<u8> = q.query_row([rnd2()], |r| r.get(0)).unwrap();
-                        DynamicMessage::decode(desc.clone(), data.as_slice()).unwrap();
-                    }
-                }
-                tx.commit().unwrap();
-                10
-            },
-        );
-        eprintln!("sqlite load: ours {o:.0}/s sqlite {s:.0}/s ratio {ratio:.2}");
-        rows.push(row(
-            "vs SQLite: point load (10 per read tx, decoded)",
-            per_s(o),
-            per_s(s),
-            format!("{ratio:.2}×"),
-            "≤ 1.5×",
-            Some(ratio <= 1.5),
-        ));
+                    tx.commit().unwrap();
+                    10
+                },
+            );
+            eprintln!("sqlite load {decode:?}: ours {o:.0}/s sqlite {s:.0}/s ratio {ratio:.2}");
+            rows.push(row(
+                label,
+                per_s(o),
+                per_s(s),
+                format!("{ratio:.2}×"),
+                "≤ 1.5×",
+                Some(ratio <= 1.5),
+            ));
+        }
 
         let (o, s, ratio) = compare(
             &cfg,

@@ -12,7 +12,7 @@ use crate::kv::{limits, MutationType, RangeOption, Transaction};
 use crate::layout::{self, space, suffix, StoreLayout};
 use crate::metadata::{RecordMetaData, RecordType};
 use crate::proto;
-use crate::record::Record;
+use crate::record::{Record, RecordTypeMismatch};
 use foundationdb_tuple::{Element, Subspace, Versionstamp};
 use futures::StreamExt;
 use prost::Message;
@@ -603,9 +603,14 @@ impl<T: Transaction> RecordStore<T> {
 
     /// Loads a generated record; a record of another type is a
     /// [`RecordStoreError::TypeMismatch`].
+    ///
+    /// It returns no version, so it reads none: one point read for an unsplit record
+    /// (use [`load_dynamic`](Self::load_dynamic) or
+    /// [`load_record_version`](Self::load_record_version) for the version).
     pub async fn load_record<M: Record>(&self, pk: &[Element<'_>]) -> Result<Option<M>> {
-        match self.load_dynamic(pk).await? {
-            Some(stored) => Ok(Some(stored.to_record()?)),
+        let pk = owned(pk);
+        match self.load_raw(&pk, false).await? {
+            Some(raw) => Ok(Some(self.decode_typed(raw)?)),
             None => Ok(None),
         }
     }
@@ -613,7 +618,7 @@ impl<T: Transaction> RecordStore<T> {
     /// Loads a record with its version. A torn or corrupt record is an error, never data.
     pub async fn load_dynamic(&self, pk: &[Element<'_>]) -> Result<Option<StoredRecord>> {
         let pk = owned(pk);
-        match self.load_raw(&pk).await? {
+        match self.load_raw(&pk, true).await? {
             Some(raw) => Ok(Some(self.decode(raw)?)),
             None => Ok(None),
         }
@@ -805,16 +810,22 @@ impl<T: Transaction> RecordStore<T> {
     /// conflict covers the whole record. Saves clear a record's whole range, so an
     /// unsplit value never sits next to leftover chunks; the checker reports it if one
     /// ever does.
-    async fn load_raw(&self, pk: &KeyTuple) -> Result<Option<RawRecord>> {
-        let record = self.layout.record(pk);
-        let data_key = record.pack(&suffix::UNSPLIT);
-        let version_key = record.pack(&suffix::VERSION);
+    /// Without `with_version`, the version is not read (nor returned) on the fast path.
+    async fn load_raw(&self, pk: &KeyTuple, with_version: bool) -> Result<Option<RawRecord>> {
+        let data_key = self.layout.record_key(pk, suffix::UNSPLIT);
         let tx = &self.shared.tx;
-        let (data, version) = futures::join!(tx.get(&data_key, false), tx.get(&version_key, false));
-        let Some(data) = data? else {
+        let (data, version) = if with_version {
+            let version_key = self.layout.record_key(pk, suffix::VERSION);
+            let (data, version) =
+                futures::join!(tx.get(&data_key, false), tx.get(&version_key, false));
+            (data?, version?)
+        } else {
+            (tx.get(&data_key, false).await?, None)
+        };
+        let Some(data) = data else {
             return self.read_raw(pk, false).await;
         };
-        let mut version = match version? {
+        let mut version = match version {
             Some(v) => Some(decode_version(pk, &v)?),
             None => None,
         };
@@ -847,6 +858,41 @@ impl<T: Transaction> RecordStore<T> {
 
     /// Reassembles and decodes raw parts.
     pub(crate) fn decode(&self, raw: RawRecord) -> Result<StoredRecord> {
+        let version = raw.version;
+        let opened = self.open_envelope(raw)?;
+        let message = DynamicMessage::decode(
+            opened.record_type.descriptor.clone(),
+            opened.message.as_slice(),
+        )
+        .map_err(|e| opened.corrupt(e.to_string()))?;
+        Ok(StoredRecord {
+            record_type: opened.record_type.name.clone(),
+            message,
+            version,
+            size: opened.size,
+            values: opened.values,
+            primary_key: opened.primary_key,
+        })
+    }
+
+    /// Reassembles and decodes raw parts straight into a generated type (no dynamic
+    /// message in between).
+    fn decode_typed<M: Record>(&self, raw: RawRecord) -> Result<M> {
+        let opened = self.open_envelope(raw)?;
+        let expected = M::record_descriptor();
+        if opened.record_type.descriptor != expected {
+            return Err(RecordTypeMismatch {
+                expected: expected.full_name().to_string(),
+                found: opened.record_type.name.clone(),
+            }
+            .into());
+        }
+        M::decode(opened.message.as_slice()).map_err(|e| opened.corrupt(e.to_string()))
+    }
+
+    /// Reassembles a record's parts and opens its envelope: its record type and the
+    /// still-encoded message.
+    fn open_envelope(&self, raw: RawRecord) -> Result<OpenedEnvelope<'_>> {
         let pk = raw.primary_key;
         let (bytes, values) = match split::assemble(raw.parts) {
             Ok(Some(found)) => found,
@@ -887,17 +933,31 @@ impl<T: Transaction> RecordStore<T> {
             None => None,
         }
         .ok_or_else(|| corrupt(format!("unknown record type {:?}", envelope.record_type)))?;
-        let message =
-            DynamicMessage::decode(record_type.descriptor.clone(), envelope.message.as_slice())
-                .map_err(|e| corrupt(e.to_string()))?;
-        Ok(StoredRecord {
+        Ok(OpenedEnvelope {
             primary_key: pk,
-            record_type: record_type.name.clone(),
-            message,
-            version: raw.version,
+            record_type,
+            message: envelope.message,
             size: bytes.len(),
             values,
         })
+    }
+}
+
+/// A record's envelope, opened: what [`RecordStore::decode`] and the typed decoder share.
+struct OpenedEnvelope<'m> {
+    primary_key: KeyTuple,
+    record_type: &'m RecordType,
+    message: Vec<u8>,
+    size: usize,
+    values: usize,
+}
+
+impl OpenedEnvelope<'_> {
+    fn corrupt(&self, detail: String) -> RecordStoreError {
+        RecordStoreError::CorruptRecord {
+            primary_key: self.primary_key.clone(),
+            detail,
+        }
     }
 }
 
