@@ -13,7 +13,7 @@
 //! | `field("tags").`[`fan_out`](KeyExpression::fan_out)`()` | 1 | one tuple per element (none if empty) |
 //! | `field("tags").`[`concatenate`](KeyExpression::concatenate)`()` | 1 | one nested tuple of all elements |
 //! | `field("address").`[`nest`](KeyExpression::nest)`(field("city"))` | child's | the child, evaluated in the sub-message |
-//! | [`concat`]`([a, b])` | sum | `a`'s columns then `b`'s |
+//! | [`concat()`]`([a, b])` | sum | `a`'s columns then `b`'s |
 //! | [`record_type_key`]`()` | 1 | the record type's key |
 //! | [`version`]`()` | 1 | the record's version (a versionstamp the store supplies) |
 //! | `value.`[`group_by`](KeyExpression::group_by)`(group)` | sum | group columns, then grouped columns (aggregate indexes) |

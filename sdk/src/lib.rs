@@ -31,7 +31,7 @@ pub mod proto;
 pub mod record;
 pub mod store;
 
-/// Includes the code [`build::compile_record_protos`](crate::build) generated in your
+/// Includes the code `build::compile_record_protos` (feature `build`) generated in your
 /// build script. Use it inside a module:
 ///
 /// ```ignore

@@ -7,7 +7,7 @@ use prost_reflect::{DynamicMessage, MessageDescriptor, ReflectMessage};
 
 /// A generated record type: what the typed API (`save(&user)`, `load::<User>(pk)`)
 /// accepts. Implemented for every prost message that derives `ReflectMessage`, which
-/// [`build::compile_record_protos`](crate::build) arranges.
+/// `build::compile_record_protos` (feature `build`) arranges.
 pub trait Record: prost::Message + ReflectMessage + Default + Sized {
     /// The record as a dynamic message (a copy).
     fn to_dynamic(&self) -> DynamicMessage {

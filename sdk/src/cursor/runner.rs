@@ -1,20 +1,5 @@
-//! Scans across as many transactions as they need.
-//!
-//! # Semantics
-//!
-//! A multi-transaction scan is **not** one snapshot: each page reads at its own read
-//! version. What is guaranteed:
-//!
-//! * every record (index entry) that exists, unchanged, for the whole scan is
-//!   returned **exactly once**, in scan order;
-//! * nothing is returned twice, and the order is strictly monotonic, even across
-//!   retried transactions;
-//! * records inserted, updated or deleted while the scan runs may or may not be
-//!   seen (an update is seen in its old or new form, if at all, at most once).
-//!
-//! After a retryable error (`not_committed` 1020, `transaction_too_old` 1007,
-//! `commit_unknown_result` 1021, ...) the runner backs off through the transaction's
-//! `on_error` and resumes from the continuation after the last item it delivered.
+//! Scans across as many transactions as they need. The guarantees are on
+//! [`ScanRunner`].
 
 use super::{Continuation, Cursor, CursorError, NoNextReason, Page};
 use crate::kv::{Database, MaybeCommitted, RetryableError, Transaction};
@@ -23,6 +8,22 @@ use std::future::Future;
 
 /// Drives a scan across transactions: one page per transaction, each within the
 /// cursor's [`ScanLimits`](super::ScanLimits), resuming from the last continuation.
+///
+/// # Semantics
+///
+/// A multi-transaction scan is **not** one snapshot: each page reads at its own read
+/// version. What is guaranteed:
+///
+/// * every record (index entry) that exists, unchanged, for the whole scan is
+///   returned **exactly once**, in scan order;
+/// * nothing is returned twice, and the order is strictly monotonic, even across
+///   retried transactions;
+/// * records inserted, updated or deleted while the scan runs may or may not be
+///   seen (an update is seen in its old or new form, if at all, at most once).
+///
+/// After a retryable error (`not_committed` 1020, `transaction_too_old` 1007,
+/// `commit_unknown_result` 1021, ...) the runner backs off through the transaction's
+/// `on_error` and resumes from the continuation after the last item it delivered.
 ///
 /// The `open` closure opens the store in the given transaction and executes the plan
 /// from the given continuation (`None` at the start); it is called once per
@@ -97,8 +98,8 @@ impl<D: Database> ScanRunner<D> {
     }
 
     /// Every item of the scan, as one stream spanning as many read transactions as
-    /// needed. Items are delivered as they are read, exactly once each (see the
-    /// [module docs](self) for what concurrent writes do). A non-retryable error ends
+    /// needed. Items are delivered as they are read, exactly once each (see
+    /// [`ScanRunner`] for what concurrent writes do). A non-retryable error ends
     /// the stream.
     pub fn stream<I, F, Fut>(
         &self,
