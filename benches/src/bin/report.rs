@@ -31,7 +31,7 @@ use futures::StreamExt;
 use prost::Message;
 use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,8 @@ const CITIES: [&str; 4] = ["Paris", "London", "Lisbon", "Oslo"];
 
 struct Cfg {
     quick: bool,
+    /// `--only <section>`: run one section (save, load, count, sqlite, paging).
+    only: Option<String>,
     page_records: usize,
     slice: Duration,
     rounds: usize,
@@ -65,12 +67,25 @@ enum Decode {
 }
 
 fn cfg() -> Cfg {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
     Cfg {
         quick,
+        only,
         page_records: if quick { 100_000 } else { 1_000_000 },
         slice: Duration::from_millis(if quick { 400 } else { 1_500 }),
         rounds: if quick { 3 } else { 5 },
+    }
+}
+
+impl Cfg {
+    /// Whether section `name` runs (all do without `--only`).
+    fn runs(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o == name)
     }
 }
 
@@ -348,7 +363,10 @@ fn main() {
     for (label, db) in [
         ("in memory", EmbeddedDatabase::in_memory().unwrap()),
         ("durable, on disk", open_disk(dir.path(), "save.redb")),
-    ] {
+    ]
+    .into_iter()
+    .filter(|_| cfg.runs("save"))
+    {
         let ours_ss = Subspace::from("ours");
         let raw_layout = StoreLayout::new(Subspace::from("raw"));
         let (mut a, mut b) = (0i64, 0i64);
@@ -379,7 +397,7 @@ fn main() {
     // 2. Load vs raw get (10 per transaction), in memory. The raw baseline is what a
     // hand-written application does: the record's protobuf bytes under its own key, one
     // get, decoded with the same decoder (`DynamicMessage`).
-    {
+    if cfg.runs("load") {
         let db = EmbeddedDatabase::in_memory().unwrap();
         let ss = Subspace::from("load");
         let raw_ss = Subspace::from("raw");
@@ -483,19 +501,21 @@ fn main() {
     }
 
     // 3. Count index with 8 concurrent writers on one group vs a read-modify-write counter.
-    {
+    if cfg.runs("count") {
         let db = open_disk(dir.path(), "count.redb");
         let duration = if cfg.quick {
             Duration::from_secs(2)
         } else {
             Duration::from_secs(5)
         };
-        // (committed, conflicts = attempts that did not commit, elapsed until every
-        // writer finished its last save).
+        // (saves committed inside the window, conflicts = attempts that did not commit,
+        // the window in seconds). Saves that finish after the window (a writer may be
+        // in a long backoff when it closes) count as neither, so both sides are
+        // measured over the same time.
         let contend = |use_count_index: bool, ss: &str| -> (u64, u64, f64) {
             let committed = Arc::new(AtomicU64::new(0));
+            let late = Arc::new(AtomicU64::new(0));
             let attempts = Arc::new(AtomicU64::new(0));
-            let stop = Arc::new(AtomicBool::new(false));
             let md = if use_count_index {
                 md3.clone()
             } else {
@@ -511,22 +531,22 @@ fn main() {
                 );
                 tx.commit().await.unwrap();
             });
-            let start = Instant::now();
+            let deadline = Instant::now() + duration;
             let threads: Vec<_> = (0..8i64)
                 .map(|t| {
-                    let (db, md, committed, attempts, stop) = (
+                    let (db, md, committed, late, attempts) = (
                         db.clone(),
                         md.clone(),
                         committed.clone(),
+                        late.clone(),
                         attempts.clone(),
-                        stop.clone(),
                     );
                     let ss = Subspace::from(ss);
                     let users = Users::new();
                     std::thread::spawn(move || {
                         let counter = ss.pack(&("counter",));
                         let mut n = 0i64;
-                        while !stop.load(Ordering::Relaxed) {
+                        while Instant::now() < deadline {
                             let id = t * 1_000_000_000 + n;
                             let msg = users.make(id, 1);
                             // Through the run loop, as an application would: a
@@ -551,26 +571,38 @@ fn main() {
                                 }
                             }))
                             .unwrap();
-                            committed.fetch_add(1, Ordering::Relaxed);
+                            if Instant::now() <= deadline {
+                                committed.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                late.fetch_add(1, Ordering::Relaxed);
+                            }
                             n += 1;
                         }
                     })
                 })
                 .collect();
-            std::thread::sleep(duration);
-            stop.store(true, Ordering::Relaxed);
             for t in threads {
                 t.join().unwrap();
             }
             let committed = committed.load(Ordering::Relaxed);
+            let all = committed + late.load(Ordering::Relaxed);
             (
                 committed,
-                attempts.load(Ordering::Relaxed) - committed,
-                start.elapsed().as_secs_f64(),
+                attempts.load(Ordering::Relaxed) - all,
+                duration.as_secs_f64(),
             )
         };
-        let (c_ok, c_conf, c_secs) = contend(true, "count");
-        let (r_ok, r_conf, r_secs) = contend(false, "rmw");
+        let batches = |f: &mut dyn FnMut() -> (u64, u64, f64)| {
+            let before = db.stats();
+            let out = f();
+            let after = db.stats();
+            let per_batch = (after.committed - before.committed) as f64
+                / (after.batches - before.batches).max(1) as f64;
+            (out, per_batch)
+        };
+        let ((c_ok, c_conf, c_secs), c_batch) = batches(&mut || contend(true, "count"));
+        let ((r_ok, r_conf, r_secs), r_batch) = batches(&mut || contend(false, "rmw"));
+        eprintln!("count: {c_batch:.1} commits per batch; rmw: {r_batch:.1}");
         let (c, r) = (c_ok as f64 / c_secs, r_ok as f64 / r_secs);
         eprintln!(
             "count: {c_ok} committed {c_conf} conflicts; rmw: {r_ok} committed {r_conf} conflicts"
@@ -594,7 +626,7 @@ fn main() {
     }
 
     // 4. SQLite: the same records, 2 secondary indexes, WAL, synchronous=FULL.
-    {
+    if cfg.runs("sqlite") {
         let db = open_disk(dir.path(), "vs-sqlite.redb");
         let ss = Subspace::from("users");
         let sqlite = rusqlite::Connection::open(dir.path().join("users.sqlite")).unwrap();
@@ -791,7 +823,7 @@ fn main() {
     }
 
     // 5. Page k vs page 1 at N records, offset next to it; peak RSS while paging.
-    {
+    if cfg.runs("paging") {
         let n = cfg.page_records;
         let page_size = 100;
         let md = metadata(false, false);
