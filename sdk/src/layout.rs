@@ -45,7 +45,12 @@ use foundationdb_tuple::{Element, Subspace};
 use std::fmt;
 
 /// Version of the on-disk format described by this module.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// | version | change |
+/// |---|---|
+/// | 1 | the layout above |
+/// | 2 | every write of the header or an index state also bumps FoundationDB's metadata version key, so that the state can be cached ([`crate::store::StoreStateCache`]); opening a version-1 store rewrites its header as version 2 |
+pub const FORMAT_VERSION: u32 = 2;
 
 /// First element of each of the store's sub-spaces.
 pub mod space {
@@ -84,6 +89,8 @@ pub mod suffix {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreLayout {
     store: Subspace,
+    /// `(1,)`, which scans and loads use for every key they read.
+    records: Subspace,
 }
 
 fn owned(pk: &[Element<'_>]) -> Element<'static> {
@@ -97,7 +104,8 @@ fn index_name(name: &str) -> Element<'static> {
 impl StoreLayout {
     /// The layout of a store living under `store`.
     pub fn new(store: Subspace) -> Self {
-        StoreLayout { store }
+        let records = store.subspace(&(space::RECORDS,));
+        StoreLayout { store, records }
     }
     /// The store's subspace.
     pub fn store(&self) -> &Subspace {
@@ -108,8 +116,16 @@ impl StoreLayout {
         self.store.pack(&(space::HEADER,))
     }
     /// `(1,)`: all records.
-    pub fn records(&self) -> Subspace {
-        self.store.subspace(&(space::RECORDS,))
+    pub fn records(&self) -> &Subspace {
+        &self.records
+    }
+    /// Splits a record key `(1, (pk...), suffix)` into its primary key, the length of
+    /// the primary key's bytes (they start right after [`records`](Self::records)'
+    /// prefix: see [`primary_key_bytes`]) and its suffix, in one pass.
+    pub fn parse_record_key<'k>(&self, key: &'k [u8]) -> Option<(Vec<Element<'k>>, usize, i64)> {
+        let tail = key.strip_prefix(self.records.bytes())?;
+        let parsed: RecordKeyTail<'k> = foundationdb_tuple::unpack(tail).ok()?;
+        Some((parsed.primary_key, parsed.primary_key_len, parsed.suffix))
     }
     /// `(1, (pk...))`: every key of one record (data, chunks, version).
     pub fn record(&self, pk: &[Element<'_>]) -> Subspace {
@@ -127,6 +143,16 @@ impl StoreLayout {
     /// `(1, (pk...), -1)`: the record's version.
     pub fn record_version_key(&self, pk: &[Element<'_>]) -> Vec<u8> {
         self.record_key(pk, suffix::VERSION)
+    }
+    /// `(1, (pk...), 0)` and `(1, (pk...), -1)`: the keys a load reads, packed once.
+    pub fn record_data_and_version_keys(&self, pk: &[Element<'_>]) -> (Vec<u8>, Vec<u8>) {
+        let data = self.record_key(pk, suffix::UNSPLIT);
+        // The two keys share everything up to the suffix, the tuple's last element.
+        let suffix_len = foundationdb_tuple::pack(&suffix::UNSPLIT).len();
+        let mut version = Vec::with_capacity(data.len() + 1);
+        version.extend_from_slice(&data[..data.len() - suffix_len]);
+        foundationdb_tuple::pack_into(&suffix::VERSION, &mut version);
+        (data, version)
     }
     /// `(2, index)`: all entries of one index.
     pub fn index(&self, index: &str) -> Subspace {
@@ -364,6 +390,34 @@ impl StoreLayout {
             },
             _ => unknown(),
         }
+    }
+}
+
+/// The part of a record key after the records prefix: `((pk...), suffix)`.
+struct RecordKeyTail<'de> {
+    primary_key: Vec<Element<'de>>,
+    /// Bytes of the nested primary key.
+    primary_key_len: usize,
+    suffix: i64,
+}
+
+impl<'de> foundationdb_tuple::TupleUnpack<'de> for RecordKeyTail<'de> {
+    fn unpack(
+        input: &'de [u8],
+        depth: foundationdb_tuple::TupleDepth,
+    ) -> foundationdb_tuple::PackResult<(&'de [u8], Self)> {
+        // As a two-element tuple unpacks its elements: one level deeper.
+        let (rest, primary_key) = Vec::<Element<'de>>::unpack(input, depth.increment())?;
+        let primary_key_len = input.len() - rest.len();
+        let (rest, suffix) = i64::unpack(rest, depth.increment())?;
+        Ok((
+            rest,
+            RecordKeyTail {
+                primary_key,
+                primary_key_len,
+                suffix,
+            },
+        ))
     }
 }
 

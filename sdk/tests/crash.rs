@@ -576,10 +576,10 @@ fn read_all(db: &EmbeddedDatabase) -> Result<Contents, FdbError> {
         if kv.key == GEN_KEY {
             contents.gen = decode_u64(&kv.value);
         } else if kv.key == COUNTER_KEY {
-            let bytes = kv.value.as_slice().try_into().expect("8-byte counter");
+            let bytes = kv.value[..].try_into().expect("8-byte counter");
             contents.counter = Some(i64::from_le_bytes(bytes));
         } else if let Some(id) = key.strip_prefix(DONE_PREFIX) {
-            contents.markers.insert(id.to_string(), kv.value);
+            contents.markers.insert(id.to_string(), kv.value.to_vec());
         } else if let Some((id, i)) = key
             .strip_prefix(TXN_PREFIX)
             .and_then(|rest| rest.rsplit_once('/'))
@@ -589,7 +589,7 @@ fn read_all(db: &EmbeddedDatabase) -> Result<Contents, FdbError> {
                 .data
                 .entry(id.to_string())
                 .or_default()
-                .push((i, kv.value));
+                .push((i, kv.value.to_vec()));
         } else {
             contents.stray.push(fdb_records::kv::printable(&kv.key));
         }

@@ -761,8 +761,11 @@ fn runner_with_a_writer_thread_returns_stable_records_exactly_once_in_order() {
     block_on(save(&db, &md, &users));
     for reverse in [false, true] {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Writes committed so far: each page waits for a new one, so that writes
+        // interleave with the scan however fast either side runs.
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer = {
-            let (db, md, stop) = (db.clone(), md.clone(), stop.clone());
+            let (db, md, stop, written) = (db.clone(), md.clone(), stop.clone(), written.clone());
             std::thread::spawn(move || {
                 // Touches only ids that are not multiples of 4 (and new ids above 400).
                 let mut i = 0i64;
@@ -784,6 +787,7 @@ fn runner_with_a_writer_thread_returns_stable_records_exactly_once_in_order() {
                             .await;
                         }
                     });
+                    written.fetch_add(1, Ordering::SeqCst);
                 }
                 i
             })
@@ -794,6 +798,13 @@ fn runner_with_a_writer_thread_returns_stable_records_exactly_once_in_order() {
             runner
                 .stream(None, move |tx, continuation| {
                     let md = md2.clone();
+                    let seen = written.load(Ordering::SeqCst);
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while written.load(Ordering::SeqCst) == seen
+                        && std::time::Instant::now() < deadline
+                    {
+                        std::thread::yield_now();
+                    }
                     async move {
                         let store = RecordStore::open(&tx, subspace(), md).await?;
                         let options = ExecuteOptions::new()

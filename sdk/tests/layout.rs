@@ -29,11 +29,22 @@ fn s(v: &str) -> Element<'static> {
 #[test]
 fn golden_bytes() {
     let l = layout();
-    assert_eq!(FORMAT_VERSION, 1);
+    // Version 2 changed no key (its writers also bump the metadata version key).
+    assert_eq!(FORMAT_VERSION, 2);
     let golden = |key: Vec<u8>, rest: &str| assert_eq!(hex(&key), format!("{P} {rest}"));
     golden(l.header_key(), "14");
     // Records: (1, (pk...), suffix) with the pk as a nested tuple (05 ... 00).
     golden(l.record_key(&[Element::Int(42)], 0), "15 01 05 15 2a 00 14");
+    for pk in [
+        vec![Element::Int(42)],
+        vec![s("a"), Element::Int(-7)],
+        vec![],
+    ] {
+        assert_eq!(
+            l.record_data_and_version_keys(&pk),
+            (l.record_key(&pk, 0), l.record_version_key(&pk))
+        );
+    }
     golden(
         l.record_key(&[Element::Int(42)], 2),
         "15 01 05 15 2a 00 15 02",

@@ -10,11 +10,12 @@ use fdb_records::metadata::{
     Index, IndexType, RecordMetaData, RecordMetaDataBuilder, RecordTypeDef,
 };
 use fdb_records::store::{
-    open_store, IndexState, MetaDataStore, OpenOptions, OpenOutcome, OpenedStore,
-    RecordStoreHeader, StoreError, StoreExistence,
+    invalidate_store_state_caches, open_store, IndexState, MetaDataStore, OpenOptions, OpenOutcome,
+    OpenedStore, RecordStoreHeader, StateCacheChoice, StoreError, StoreExistence, StoreStateCache,
 };
 use foundationdb_tuple::{Element, Subspace};
 use futures::executor::block_on;
+use std::sync::Arc;
 
 const USER: &str = "examples.users.User";
 
@@ -79,18 +80,18 @@ fn create_then_open_writes_the_header_once() {
         let created = open(&db, &v1, &options()).await.unwrap();
         assert_eq!(created.outcome, OpenOutcome::Created);
         assert_eq!(
-            created.header.format_version,
+            created.header().format_version,
             fdb_records::layout::FORMAT_VERSION
         );
-        assert_eq!(created.header.metadata_version, 1);
-        assert_eq!(created.header.last_update_time, 1_700_000_000_000);
-        assert_eq!(created.header.last_update_by, "test");
-        assert_eq!(created.index_states["by_email"], IndexState::Readable);
+        assert_eq!(created.header().metadata_version, 1);
+        assert_eq!(created.header().last_update_time, 1_700_000_000_000);
+        assert_eq!(created.header().last_update_by, "test");
+        assert_eq!(created.index_states()["by_email"], IndexState::Readable);
         let stored = dump(&db).await;
         assert_eq!(stored.len(), 1, "only the header");
         assert_eq!(
             RecordStoreHeader::from_bytes(&stored[0].value).unwrap(),
-            created.header
+            *created.header()
         );
 
         // A second open reads the header and writes nothing: its transaction is read-only.
@@ -101,7 +102,7 @@ fn create_then_open_writes_the_header_once() {
         .await
         .unwrap();
         assert_eq!(outcome.value.outcome, OpenOutcome::Opened);
-        assert_eq!(outcome.value.header, created.header);
+        assert_eq!(outcome.value.header(), created.header());
         assert_eq!(
             outcome.committed.version, -1,
             "a plain open commits no writes"
@@ -126,8 +127,8 @@ fn upgrade_on_an_empty_store_makes_new_indexes_readable_at_once() {
                 removed_indexes: vec![]
             }
         );
-        assert_eq!(upgraded.index_states["by_email"], IndexState::Readable);
-        assert_eq!(upgraded.header.indexes["by_email"], 2);
+        assert_eq!(upgraded.index_states()["by_email"], IndexState::Readable);
+        assert_eq!(upgraded.header().indexes["by_email"], 2);
     });
 }
 
@@ -141,17 +142,17 @@ fn upgrade_with_records_makes_new_indexes_write_only() {
         put_record(&db, 1).await;
         let v2 = builder(2).index(index("by_email")).build().unwrap();
         let upgraded = open(&db, &v2, &options()).await.unwrap();
-        assert_eq!(upgraded.index_states["by_email"], IndexState::WriteOnly);
+        assert_eq!(upgraded.index_states()["by_email"], IndexState::WriteOnly);
         // The state is persisted under (5, "by_email").
         let reopened = open(&db, &v2, &options()).await.unwrap();
         assert_eq!(reopened.outcome, OpenOutcome::Opened);
-        assert_eq!(reopened.index_states["by_email"], IndexState::WriteOnly);
+        assert_eq!(reopened.index_states()["by_email"], IndexState::WriteOnly);
         let layout = StoreLayout::new(subspace());
         let state_key = layout.index_state_key("by_email");
         assert!(dump(&db)
             .await
             .iter()
-            .any(|kv| kv.key == state_key && kv.value == [1]));
+            .any(|kv| kv.key == state_key && kv.value[..] == [1]));
     });
 }
 
@@ -208,9 +209,13 @@ fn upgrade_clears_removed_indexes_and_remembers_them() {
                 removed_indexes: vec!["old".into()]
             }
         );
-        assert_eq!(upgraded.header.former_indexes["old"], 2);
-        assert!(!upgraded.index_states.contains_key("old"));
-        let remaining: Vec<Vec<u8>> = dump(&db).await.into_iter().map(|kv| kv.key).collect();
+        assert_eq!(upgraded.header().former_indexes["old"], 2);
+        assert!(!upgraded.index_states().contains_key("old"));
+        let remaining: Vec<Vec<u8>> = dump(&db)
+            .await
+            .into_iter()
+            .map(|kv| kv.key.to_vec())
+            .collect();
         for key in &old_keys {
             assert!(
                 !remaining.contains(key),
@@ -270,7 +275,7 @@ fn user_versions_and_existence_checks() {
             open(&db, &v1, &with_user(3))
                 .await
                 .unwrap()
-                .header
+                .header()
                 .user_version,
             3
         );
@@ -294,13 +299,13 @@ fn user_versions_and_existence_checks() {
                 ..
             }
         ));
-        assert_eq!(bumped.header.user_version, 4);
+        assert_eq!(bumped.header().user_version, 4);
         // None keeps the stored user version.
         assert_eq!(
             open(&db, &v1, &options())
                 .await
                 .unwrap()
-                .header
+                .header()
                 .user_version,
             4
         );
@@ -337,7 +342,9 @@ fn inconsistent_or_foreign_stores_are_refused() {
         db.run(|tx, _| {
             let (key, bytes) = (header_key.clone(), future.to_bytes());
             async move {
+                // Written behind the SDK's back: caches must be told.
                 tx.set(&key, &bytes);
+                invalidate_store_state_caches(&tx);
                 Ok::<_, FdbError>(())
             }
         })
@@ -347,7 +354,7 @@ fn inconsistent_or_foreign_stores_are_refused() {
             open(&db, &v1, &options()).await,
             Err(StoreError::FormatTooNew {
                 store: 99,
-                supported: 1
+                supported: 2
             })
         ));
         // Garbage header bytes.
@@ -355,6 +362,7 @@ fn inconsistent_or_foreign_stores_are_refused() {
             let key = header_key.clone();
             async move {
                 tx.set(&key, b"\xff\xff\xff");
+                invalidate_store_state_caches(&tx);
                 Ok::<_, FdbError>(())
             }
         })
@@ -406,7 +414,7 @@ fn an_upgrade_conflicts_with_concurrent_writers_of_the_old_metadata() {
         let v2 = builder(2).index(index("by_email")).build().unwrap();
         let upgraded = open(&db, &v2, &options()).await.unwrap();
         assert_eq!(
-            upgraded.index_states["by_email"],
+            upgraded.index_states()["by_email"],
             IndexState::Readable,
             "store was empty"
         );
@@ -489,9 +497,188 @@ fn metadata_store_saves_and_loads_by_version() {
             open(&db, &loaded, &options())
                 .await
                 .unwrap()
-                .header
+                .header()
                 .metadata_version,
             2
         );
+    });
+}
+
+/// Options that open through `cache` (one simulated client each).
+fn through(cache: &Arc<StoreStateCache>) -> OpenOptions {
+    OpenOptions {
+        state_cache: StateCacheChoice::Use(cache.clone()),
+        ..options()
+    }
+}
+
+fn hits(cache: &StoreStateCache) -> (u64, u64) {
+    let stats = cache.stats();
+    (stats.hits, stats.misses)
+}
+
+#[test]
+fn an_unchanged_store_opens_from_the_state_cache_with_the_same_conflicts() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let cache = Arc::new(StoreStateCache::new());
+        let v1 = builder(1).index(index("by_email")).build().unwrap();
+        let created = open(&db, &v1, &through(&cache)).await.unwrap();
+        assert_eq!(created.outcome, OpenOutcome::Created);
+        let read = open(&db, &v1, &through(&cache)).await.unwrap();
+        assert_eq!(hits(&cache), (0, 2), "created, then read and remembered");
+        let cached = open(&db, &v1, &through(&cache)).await.unwrap();
+        assert_eq!(hits(&cache), (1, 2));
+        assert_eq!(cached.outcome, OpenOutcome::Opened);
+        assert_eq!(cached.state, read.state);
+        assert!(
+            Arc::ptr_eq(&cached.state, &read.state),
+            "shared, not copied"
+        );
+
+        // A cached open still conflicts with a concurrent change of the state: here
+        // an upgrade that adds an index another writer would have to maintain.
+        let layout = StoreLayout::new(subspace());
+        let t1 = db.create_transaction().unwrap();
+        open_store(&t1, subspace(), &v1, &through(&cache))
+            .await
+            .unwrap();
+        assert_eq!(hits(&cache), (2, 2));
+        t1.set(&layout.record_key(&[Element::Int(1)], 0), b"record");
+        let v2 = builder(2)
+            .index(index("by_email"))
+            .index(index("by_name"))
+            .build()
+            .unwrap();
+        open(&db, &v2, &options()).await.unwrap();
+        assert_eq!(code(t1.commit().await), code::NOT_COMMITTED);
+    });
+}
+
+fn code<T>(r: Result<T, FdbError>) -> i32 {
+    r.err().map(|e| e.code()).unwrap_or(0)
+}
+
+#[test]
+fn a_state_change_by_one_client_reaches_every_other_clients_cache() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let (a, b) = (
+            Arc::new(StoreStateCache::new()),
+            Arc::new(StoreStateCache::new()),
+        );
+        let v1 = builder(1).index(index("by_email")).build().unwrap();
+        open(&db, &v1, &through(&a)).await.unwrap();
+        put_record(&db, 1).await;
+        open(&db, &v1, &through(&a)).await.unwrap();
+        open(&db, &v1, &through(&a)).await.unwrap();
+        assert_eq!(hits(&a), (1, 2), "client a caches version 1");
+        // Client b upgrades: a new index, write-only since the store has a record.
+        let v2 = builder(2)
+            .index(index("by_email"))
+            .index(index("by_name"))
+            .build()
+            .unwrap();
+        assert!(matches!(
+            open(&db, &v2, &through(&b)).await.unwrap().outcome,
+            OpenOutcome::Upgraded { .. }
+        ));
+        // Client a, still on version 1, is refused instead of writing without the index.
+        assert!(matches!(
+            open(&db, &v1, &through(&a)).await,
+            Err(StoreError::MetadataTooOld { store: 2, given: 1 })
+        ));
+        let seen = open(&db, &v2, &through(&a)).await.unwrap();
+        assert_eq!(seen.index_states()["by_name"], IndexState::WriteOnly);
+        assert_eq!(
+            hits(&a),
+            (1, 4),
+            "both opens after the upgrade read the state"
+        );
+    });
+}
+
+#[test]
+fn a_transaction_that_changed_the_state_reads_it_again() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let cache = Arc::new(StoreStateCache::new());
+        let v1 = builder(1).build().unwrap();
+        open(&db, &v1, &through(&cache)).await.unwrap();
+        open(&db, &v1, &through(&cache)).await.unwrap();
+        let v2 = builder(2).index(index("by_email")).build().unwrap();
+        let tx = db.create_transaction().unwrap();
+        let upgraded = open_store(&tx, subspace(), &v2, &through(&cache))
+            .await
+            .unwrap();
+        assert!(matches!(upgraded.outcome, OpenOutcome::Upgraded { .. }));
+        // The bump is unreadable here, so the state is read (with this transaction's
+        // own upgrade), never taken from the cache nor remembered.
+        let again = open_store(&tx, subspace(), &v2, &through(&cache))
+            .await
+            .unwrap();
+        assert_eq!(again.outcome, OpenOutcome::Opened);
+        assert_eq!(again.header().metadata_version, 2);
+        assert_eq!(cache.stats().entries, 1);
+        tx.commit().await.unwrap();
+        let after = open(&db, &v2, &through(&cache)).await.unwrap();
+        assert_eq!(after.header().metadata_version, 2);
+    });
+}
+
+#[test]
+fn a_format_1_store_is_rewritten_as_format_2_then_cached() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let cache = Arc::new(StoreStateCache::new());
+        let v1 = builder(1).index(index("by_email")).build().unwrap();
+        // A header as the previous format wrote it, with no bump.
+        let old = RecordStoreHeader {
+            format_version: 1,
+            metadata_version: 1,
+            indexes: [("by_email".to_string(), 1)].into(),
+            ..RecordStoreHeader::default()
+        };
+        let header_key = StoreLayout::new(subspace()).header_key();
+        db.run(|tx, _| {
+            let (key, bytes) = (header_key.clone(), old.to_bytes());
+            async move {
+                tx.set(&key, &bytes);
+                Ok::<_, FdbError>(())
+            }
+        })
+        .await
+        .unwrap();
+        let upgraded = open(&db, &v1, &through(&cache)).await.unwrap();
+        assert_eq!(
+            upgraded.outcome,
+            OpenOutcome::Upgraded {
+                from_metadata_version: 1,
+                added_indexes: vec![],
+                removed_indexes: vec![]
+            }
+        );
+        assert_eq!(upgraded.header().format_version, 2);
+        open(&db, &v1, &through(&cache)).await.unwrap();
+        open(&db, &v1, &through(&cache)).await.unwrap();
+        assert_eq!(hits(&cache), (1, 2));
+    });
+}
+
+#[test]
+fn a_cache_can_be_turned_off() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let v1 = builder(1).build().unwrap();
+        let off = OpenOptions {
+            state_cache: StateCacheChoice::Off,
+            ..options()
+        };
+        for _ in 0..3 {
+            open(&db, &v1, &off).await.unwrap();
+        }
+        let tx = db.create_transaction().unwrap();
+        let stats = tx.store_state_cache().unwrap().stats();
+        assert_eq!((stats.hits, stats.misses, stats.entries), (0, 0, 0));
     });
 }

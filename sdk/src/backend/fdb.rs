@@ -45,10 +45,12 @@
 //! # Ok::<_, FdbError>(())
 //! ```
 
+use crate::kv::types::BatchBuilder;
 use crate::kv::{
-    self, code, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector, KeyValue,
-    MutationType, RangeOption, RangeResult, StreamingMode, TransactionOption,
+    self, code, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector, MutationType,
+    RangeOption, RangeResult, StreamingMode, TransactionOption,
 };
+use crate::store::StoreStateCache;
 use foundationdb as fdb;
 use foundationdb::options as fdb_opt;
 use futures::future::Either;
@@ -66,20 +68,27 @@ const NO_CLUSTER_FILE_FOUND: i32 = 2104;
 #[derive(Clone)]
 pub struct FdbDatabase {
     db: Arc<fdb::Database>,
+    /// Record-store states cached across this handle's transactions (per handle: two
+    /// handles on one cluster keep separate caches, each kept exact by the cluster's
+    /// metadata version key).
+    store_states: Arc<StoreStateCache>,
 }
 
 impl FdbDatabase {
     /// Wraps an open database. The network must already be running
     /// (see [the module documentation](self)).
     pub fn new(db: fdb::Database) -> Self {
-        FdbDatabase { db: Arc::new(db) }
+        Self::from_arc(Arc::new(db))
     }
 
     /// Shares a database handle someone else owns, such as the one fdbserver's
     /// simulator lends a workload for one phase: drop every `FdbDatabase` built on it
     /// before the phase ends, so the lender's handle is the last one again.
     pub fn from_arc(db: Arc<fdb::Database>) -> Self {
-        FdbDatabase { db }
+        FdbDatabase {
+            db,
+            store_states: Arc::new(StoreStateCache::new()),
+        }
     }
 
     /// Opens the database named by a cluster file, or by the default cluster file
@@ -114,6 +123,7 @@ impl kv::Database for FdbDatabase {
         Ok(FdbTransaction {
             shared: Arc::new(Shared {
                 db: Arc::clone(&self.db),
+                store_states: Arc::clone(&self.store_states),
                 state: Mutex::new(State::new(tr)),
             }),
         })
@@ -129,6 +139,7 @@ pub struct FdbTransaction {
 struct Shared {
     /// Kept to replace a native transaction the crate dropped (see [`Slot::Failed`]).
     db: Arc<fdb::Database>,
+    store_states: Arc<StoreStateCache>,
     state: Mutex<State>,
 }
 
@@ -604,6 +615,10 @@ impl kv::Transaction for FdbTransaction {
     fn cancel(&self) {
         self.lock().cancel();
     }
+
+    fn store_state_cache(&self) -> Option<&StoreStateCache> {
+        Some(&self.shared.store_states)
+    }
 }
 
 /// The options FoundationDB keeps across `on_error` (`persistent` in `fdb.options`),
@@ -698,13 +713,15 @@ fn range_option(range: &RangeOption) -> Option<fdb::RangeOption<'_>> {
 /// One batch as ours. FoundationDB reports `more` when the row limit cut the batch
 /// short; the trait's `more` only counts rows within the limit.
 fn range_result(batch: &fdb::future::FdbValues, limit: Option<usize>) -> RangeResult {
-    let key_values: Vec<KeyValue> = batch
+    let bytes = batch
         .iter()
-        .map(|kv| KeyValue {
-            key: kv.key().to_vec(),
-            value: kv.value().to_vec(),
-        })
-        .collect();
+        .map(|kv| kv.key().len() + kv.value().len())
+        .sum();
+    let mut rows = BatchBuilder::new(batch.len(), bytes);
+    for kv in batch.iter() {
+        rows.push(kv.key(), kv.value());
+    }
+    let key_values = rows.finish();
     let more = batch.more() && limit.is_none_or(|limit| key_values.len() < limit);
     RangeResult { key_values, more }
 }

@@ -17,7 +17,7 @@
 //! assert!(matches!(codec.decode_str("%%%"), Err(ContinuationError::Malformed(_))));
 //! ```
 
-use crate::kv::limits;
+use crate::kv::{limits, Bytes};
 use crate::proto;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -76,8 +76,9 @@ pub enum ContinuationError {
 pub enum Position {
     /// Nothing consumed yet.
     Start,
-    /// After this key (relative to the scanned subspace) in the scan's direction.
-    After(Vec<u8>),
+    /// After this key (relative to the scanned subspace) in the scan's direction. A
+    /// slice of the key read (cursors hand one out per item), never a copy.
+    After(Bytes),
     /// A union or intersection: the primary key (bytes) of the last item it returned,
     /// and one position per child.
     Children {
@@ -305,7 +306,7 @@ fn position_to_proto(position: &Position) -> proto::ContinuationPosition {
     use proto::continuation_position::Kind;
     let (kind, key, children) = match position {
         Position::Start => (Kind::Start, Vec::new(), Vec::new()),
-        Position::After(key) => (Kind::AfterKey, key.clone(), Vec::new()),
+        Position::After(key) => (Kind::AfterKey, key.to_vec(), Vec::new()),
         Position::Children { last, children } => (
             Kind::Children,
             last.clone().unwrap_or_default(),
@@ -343,7 +344,7 @@ fn position_from_proto(
             if p.key.len() > limits::MAX_KEY_SIZE {
                 return malformed("position key longer than any key");
             }
-            Ok(Position::After(p.key.clone()))
+            Ok(Position::After(Bytes::copy_from_slice(&p.key)))
         }
         Kind::Children => {
             if p.children.is_empty() || p.children.len() > MAX_CHILDREN {
@@ -407,7 +408,7 @@ mod tests {
             Position::Children {
                 last: Some(b"\x05\x15\x02\x00".to_vec()),
                 children: vec![
-                    Position::After(b"\x05\x15\x01\x00".to_vec()),
+                    Position::After(Bytes::from_static(b"\x05\x15\x01\x00")),
                     Position::End,
                     Position::Start,
                 ],

@@ -96,7 +96,7 @@ impl<T: Transaction> ScanPlan<T> for IndexScan {
             Position::After(key) => {
                 check_in_range(key, &low, &high)?;
                 if self.reverse {
-                    high = key.clone();
+                    high = key.to_vec();
                 } else {
                     low = crate::kv::key_after(key);
                 }
@@ -113,6 +113,7 @@ impl<T: Transaction> ScanPlan<T> for IndexScan {
             [prefix.as_slice(), &low].concat(),
             [prefix.as_slice(), &high].concat(),
             self.reverse,
+            1,
             limiter.clone(),
         );
         let state = IndexScanState {
@@ -162,7 +163,7 @@ impl<T: Transaction> IndexScanState<T> {
         }
         let kv = self.reader.pop().expect("peeked");
         self.consumed_any = true;
-        self.position = Position::After(kv.key[self.prefix_len..].to_vec());
+        self.position = Position::After(kv.key.slice(self.prefix_len..));
         let (values, primary_key) = entry_primary_key(self.store.layout(), &self.index, &kv.key)?;
         let version = values.iter().find_map(|e| match e {
             Element::Versionstamp(v) => Some(RecordVersion::from_versionstamp(v)),

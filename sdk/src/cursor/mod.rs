@@ -252,13 +252,16 @@ pub struct Limiter {
 #[derive(Debug)]
 struct LimiterInner {
     limits: ScanLimits,
+    /// How many items the cursor will return at most (its return limit), so that a
+    /// scan's first read asks for no more keys than that needs.
+    expected_items: Option<usize>,
     started: Option<Duration>,
     keys: AtomicUsize,
     bytes: AtomicUsize,
 }
 
 impl Limiter {
-    pub(crate) fn new(limits: &ScanLimits) -> Self {
+    pub(crate) fn new(limits: &ScanLimits, expected_items: Option<usize>) -> Self {
         let started = match (&limits.time, &limits.time_source) {
             (Some(_), Some(source)) => Some(source.now()),
             _ => None,
@@ -266,6 +269,7 @@ impl Limiter {
         Limiter {
             inner: Arc::new(LimiterInner {
                 limits: limits.clone(),
+                expected_items,
                 started,
                 keys: AtomicUsize::new(0),
                 bytes: AtomicUsize::new(0),
@@ -278,6 +282,10 @@ impl Limiter {
         self.inner
             .bytes
             .fetch_add(key.len() + value.len(), Ordering::Relaxed);
+    }
+    /// The cursor's return limit, if it has one.
+    pub(crate) fn expected_items(&self) -> Option<usize> {
+        self.inner.expected_items
     }
     /// Keys still allowed before the scan limit (`None`: unlimited).
     pub(crate) fn remaining_keys(&self) -> Option<usize> {
@@ -683,7 +691,11 @@ impl<T: Transaction> RecordStore<T> {
         };
         let steps = match position {
             Position::End => exhausted(),
-            _ => plan.open(self, position.clone(), &Limiter::new(&options.limits))?,
+            _ => plan.open(
+                self,
+                position.clone(),
+                &Limiter::new(&options.limits, options.return_limit),
+            )?,
         };
         let cursor = Cursor::from_steps(steps, binding, position);
         Ok(match options.return_limit {

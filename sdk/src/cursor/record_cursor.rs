@@ -2,8 +2,7 @@
 
 use super::continuation::{BindingHasher, Position};
 use super::{check_in_range, exhausted, CursorError, Limiter, NoNextReason, ScanPlan, Step, Steps};
-use crate::kv::{key_after, FdbResult, KeyValue, RangeOption, Transaction};
-use crate::layout;
+use crate::kv::{key_after, Bytes, FdbResult, KeyValue, RangeOption, Transaction};
 use crate::store::{RawRecord, RecordRange, RecordStore, StoredRecord};
 use futures::stream::{self, StreamExt};
 use std::collections::VecDeque;
@@ -15,6 +14,9 @@ pub(crate) struct KvReader<T: Transaction> {
     begin: Vec<u8>,
     end: Vec<u8>,
     reverse: bool,
+    /// Keys one item usually spans (a record: its data and its version), to size the
+    /// first read from the cursor's return limit.
+    keys_per_item: usize,
     iteration: usize,
     buffer: VecDeque<KeyValue>,
     exhausted: bool,
@@ -27,6 +29,7 @@ impl<T: Transaction> KvReader<T> {
         begin: Vec<u8>,
         end: Vec<u8>,
         reverse: bool,
+        keys_per_item: usize,
         limiter: Limiter,
     ) -> Self {
         let exhausted = begin >= end;
@@ -35,6 +38,7 @@ impl<T: Transaction> KvReader<T> {
             begin,
             end,
             reverse,
+            keys_per_item,
             iteration: 1,
             buffer: VecDeque::new(),
             exhausted,
@@ -52,8 +56,21 @@ impl<T: Transaction> KvReader<T> {
             range = range.reversed();
         }
         // Read no further than the budget allows, plus one key to see where the
-        // current record ends.
-        let batch_limit = self.limiter.remaining_keys().map(|r| r.max(1) + 1);
+        // current record ends; the first read, no further than the return limit needs
+        // (later reads grow with the streaming mode if items span more keys).
+        let budget = self.limiter.remaining_keys().map(|r| r.max(1) + 1);
+        let expected = match self.iteration {
+            1 => self.limiter.expected_items().map(|n| {
+                n.max(1)
+                    .saturating_mul(self.keys_per_item)
+                    .saturating_add(1)
+            }),
+            _ => None,
+        };
+        let batch_limit = match (budget, expected) {
+            (Some(b), Some(e)) => Some(b.min(e)),
+            (b, e) => b.or(e),
+        };
         if let Some(limit) = batch_limit {
             range = range.with_limit(limit);
         }
@@ -61,7 +78,7 @@ impl<T: Transaction> KvReader<T> {
         self.iteration += 1;
         if let Some(last) = batch.key_values.last() {
             if self.reverse {
-                self.end = last.key.clone();
+                self.end = last.key.to_vec();
             } else {
                 self.begin = key_after(&last.key);
             }
@@ -87,6 +104,9 @@ impl<T: Transaction> KvReader<T> {
         Some(kv)
     }
 }
+
+/// Keys of a typical record: its unsplit data and its version.
+const RECORD_KEYS: usize = 2;
 
 /// A scan of records by primary key: a [`ScanPlan`] returning [`StoredRecord`]s.
 ///
@@ -166,10 +186,10 @@ impl<T: Transaction> ScanPlan<T> for RecordScan {
                 check_in_range(pk, &low, &high)?;
                 if self.reverse {
                     // Ends before every key of record `pk`.
-                    high = pk.clone();
+                    high = pk.to_vec();
                 } else {
                     // Starts after every key of record `pk` (data, chunks, version).
-                    low = pk.clone();
+                    low = pk.to_vec();
                     low.push(0xff);
                 }
             }
@@ -186,6 +206,7 @@ impl<T: Transaction> ScanPlan<T> for RecordScan {
             [prefix.as_slice(), &low].concat(),
             [prefix.as_slice(), &high].concat(),
             self.reverse,
+            RECORD_KEYS,
             limiter.clone(),
         );
         let state = RecordScanState {
@@ -255,8 +276,8 @@ impl<T: Transaction> RecordScanState<T> {
 
     /// Reads every key of the next record (one key of the record after it stays
     /// buffered as look-ahead).
-    async fn read_record(&mut self) -> Result<Option<(Vec<u8>, RawRecord)>, CursorError> {
-        let mut current: Option<(Vec<u8>, RawRecord)> = None;
+    async fn read_record(&mut self) -> Result<Option<(Bytes, RawRecord)>, CursorError> {
+        let mut current: Option<(Bytes, RawRecord)> = None;
         loop {
             let Some(kv) = self.reader.peek().await? else {
                 break;
@@ -271,15 +292,15 @@ impl<T: Transaction> RecordScanState<T> {
                     raw.add_part(part, kv.value)?;
                 }
                 None => {
-                    let (pk, part) = self.store.parse_record_key(&kv.key)?;
+                    let (pk, pk_bytes, part) = self.store.parse_record_key(&kv.key)?;
                     let kv = self.reader.pop().expect("peeked");
                     let mut raw = RawRecord {
                         primary_key: pk,
-                        parts: Vec::new(),
+                        parts: Vec::with_capacity(1),
                         version: None,
                     };
                     raw.add_part(part, kv.value)?;
-                    current = Some((layout::primary_key_bytes(&raw.primary_key), raw));
+                    current = Some((pk_bytes, raw));
                 }
             }
         }

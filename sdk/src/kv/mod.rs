@@ -29,13 +29,13 @@
 
 mod error;
 mod run;
-mod types;
+pub(crate) mod types;
 
 pub use error::{code, FdbError, FdbResult, RetryableError};
 pub use run::{run, RunOutcome};
 pub use types::{
-    limits, Committed, ConflictRangeType, KeySelector, KeyValue, MaybeCommitted, MutationType,
-    RangeOption, RangeResult, StreamingMode, TransactionOption,
+    limits, Bytes, Committed, ConflictRangeType, KeySelector, KeyValue, MaybeCommitted,
+    MutationType, RangeOption, RangeResult, StreamingMode, TransactionOption,
 };
 
 use futures::stream::{self, BoxStream, StreamExt};
@@ -176,7 +176,58 @@ pub trait Transaction: Clone + Send + Sync + 'static {
 
     /// Cancels the transaction: further use fails with `transaction_cancelled`.
     fn cancel(&self);
+
+    /// The [store-state cache](crate::store::StoreStateCache) of this transaction's
+    /// database, shared by all its transactions; `None` (the default for backends
+    /// outside this crate) opens every store from its stored state.
+    fn store_state_cache(&self) -> Option<&crate::store::StoreStateCache> {
+        None
+    }
 }
+
+/// FoundationDB's metadata version key. Its value is the versionstamp of the last
+/// transaction that bumped it (absent until the first bump); layers bump it whenever
+/// they change metadata that clients cache, so a client that reads the same value as
+/// when it filled its cache knows the cache is current. Any transaction may read it
+/// (no system-key option needed; a snapshot read adds no conflict); the only write
+/// allowed is [`MutationType::SetVersionstampedValue`] with
+/// [`METADATA_VERSION_REQUIRED_VALUE`] (anything else: `client_invalid_operation`,
+/// 2000), and once a transaction bumped it, reading it again in that transaction fails
+/// with `accessed_unreadable` (1036).
+///
+/// ```
+/// use fdb_records::backend::embedded::EmbeddedDatabase;
+/// use fdb_records::kv::{Database, FdbError, MutationType, Transaction};
+/// use fdb_records::kv::{METADATA_VERSION_KEY, METADATA_VERSION_REQUIRED_VALUE};
+/// # futures::executor::block_on(async {
+/// let db = EmbeddedDatabase::in_memory().unwrap();
+/// let bump = |tx: <EmbeddedDatabase as Database>::Transaction| async move {
+///     tx.atomic_op(
+///         METADATA_VERSION_KEY,
+///         &METADATA_VERSION_REQUIRED_VALUE,
+///         MutationType::SetVersionstampedValue,
+///     );
+///     Ok::<_, FdbError>(())
+/// };
+/// db.run(|tx, _| bump(tx)).await.unwrap();
+/// let read = |tx: <EmbeddedDatabase as Database>::Transaction| async move {
+///     tx.get(METADATA_VERSION_KEY, true).await
+/// };
+/// let first = db.run(|tx, _| read(tx)).await.unwrap().expect("bumped");
+/// assert_eq!(first.len(), 10);
+/// db.run(|tx, _| bump(tx)).await.unwrap();
+/// let second = db.run(|tx, _| read(tx)).await.unwrap().unwrap();
+/// assert!(second > first);
+/// # });
+/// ```
+pub const METADATA_VERSION_KEY: &[u8] = b"\xff/metadataVersion";
+
+/// The end of the metadata version key's single-key range (`key_after` of it).
+pub const METADATA_VERSION_KEY_END: &[u8] = b"\xff/metadataVersion\x00";
+
+/// The one parameter FoundationDB accepts for a write to [`METADATA_VERSION_KEY`]: a
+/// 10-byte versionstamp placeholder at offset 0 (the 4-byte offset suffix is zero too).
+pub const METADATA_VERSION_REQUIRED_VALUE: [u8; 14] = [0; 14];
 
 /// The first key that sorts after every key starting with `prefix`
 /// (FoundationDB's `strinc`). An all-`0xff` or empty prefix yields `[0xff]`.

@@ -1,13 +1,35 @@
 //! Plain data types shared by every backend: key selectors, range options,
 //! mutation types, options and commit results, spelled as FoundationDB spells them.
 
+pub use bytes::Bytes;
 use std::time::Duration;
 
 /// A key-value pair returned by a range read.
+///
+/// The pairs of one batch share one buffer, as FoundationDB's client returns a batch
+/// in one block: a range read costs one allocation, not two per row, and cloning or
+/// slicing a key or value copies nothing.
+///
+/// ```
+/// use fdb_records::kv::KeyValue;
+/// let kv = KeyValue::new(b"k".to_vec(), &b"v"[..]);
+/// assert_eq!(kv.key, b"k"[..]);
+/// assert_eq!(&kv.value[..], b"v");
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyValue {
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
+    pub key: Bytes,
+    pub value: Bytes,
+}
+
+impl KeyValue {
+    /// A pair from anything that converts into [`Bytes`] (`Vec<u8>`, `&'static [u8]`, ...).
+    pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        KeyValue {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyValue {
@@ -18,6 +40,50 @@ impl std::fmt::Debug for KeyValue {
             crate::kv::printable(&self.key),
             crate::kv::printable(&self.value)
         )
+    }
+}
+
+/// Builds one range-read batch: rows copied end to end into one buffer that the
+/// returned keys and values share.
+pub(crate) struct BatchBuilder {
+    bytes: Vec<u8>,
+    /// Where each row's key starts, its value starts, and its value ends.
+    rows: Vec<(usize, usize, usize)>,
+}
+
+/// Bytes a batch's buffer makes room for per expected row (doubling when rows are
+/// larger): growing a large buffer copies it, so it is better sized once.
+const BYTES_PER_ROW: usize = 128;
+
+impl BatchBuilder {
+    /// A batch expected to hold about `rows` rows and at most `max_bytes` bytes.
+    pub(crate) fn new(rows: usize, max_bytes: usize) -> Self {
+        BatchBuilder {
+            bytes: Vec::with_capacity(rows.saturating_mul(BYTES_PER_ROW).min(max_bytes)),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+    pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        self.bytes.extend_from_slice(value);
+        self.rows.push((start, start + key.len(), self.bytes.len()));
+    }
+    pub(crate) fn rows(&self) -> usize {
+        self.rows.len()
+    }
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+    pub(crate) fn finish(self) -> Vec<KeyValue> {
+        let shared = Bytes::from(self.bytes);
+        self.rows
+            .into_iter()
+            .map(|(k, v, end)| KeyValue {
+                key: shared.slice(k..v),
+                value: shared.slice(v..end),
+            })
+            .collect()
     }
 }
 

@@ -229,9 +229,11 @@ impl<D: Database> OnlineIndexBuilder<D> {
                         tx.clear_range(&b, &e);
                         tx.clear(sub.bytes());
                     }
-                    tx.set(
-                        &store.layout().index_state_key(&self.index),
-                        &[IndexState::WriteOnly.code()],
+                    super::header::write_index_state(
+                        &tx,
+                        store.layout(),
+                        &self.index,
+                        IndexState::WriteOnly,
                     );
                 }
                 Ok(())
@@ -329,7 +331,7 @@ impl<D: Database> OnlineIndexBuilder<D> {
         }
         let readable = violations.is_empty();
         if readable {
-            tx.clear(&layout.index_state_key(&self.index));
+            super::header::write_index_state(tx, layout, &self.index, IndexState::Readable);
             range_set::clear(tx, layout, &self.index);
         }
         Ok(Step::Finished(violations, readable))

@@ -437,7 +437,7 @@ impl StoreChecker {
                     values,
                     primary_key: pk,
                 },
-                Expected::Keys(keys) if !keys.contains(&kv.key) => Problem::WrongIndexEntry {
+                Expected::Keys(keys) if !keys.contains(&kv.key[..]) => Problem::WrongIndexEntry {
                     index: index.name.clone(),
                     values,
                     primary_key: pk,
@@ -447,7 +447,7 @@ impl StoreChecker {
             self.report.problems.push(problem);
         }
         Ok(if full {
-            kvs.last().map(|kv| kv.key.clone())
+            kvs.last().map(|kv| kv.key.to_vec())
         } else {
             None
         })

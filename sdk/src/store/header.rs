@@ -12,6 +12,13 @@
 //! read with an ordinary range read: writers depend on them, and they change only when
 //! an index changes state.
 //!
+//! # Caching
+//!
+//! Creates, upgrades and index-state changes also bump FoundationDB's metadata version
+//! key, so an open of an unchanged store is answered by the
+//! [store-state cache](super::state_cache) after one snapshot read of that key, with
+//! the same two read conflicts (header key, index states) instead of the reads.
+//!
 //! ```
 //! use fdb_records::backend::embedded::EmbeddedDatabase;
 //! use fdb_records::key_expression::field;
@@ -32,18 +39,22 @@
 //!     async move { open_store(&tx, subspace, metadata, &OpenOptions::default()).await }
 //! }).await.unwrap();
 //! assert_eq!(opened.outcome, OpenOutcome::Created);
-//! assert_eq!(opened.header.metadata_version, 1);
+//! assert_eq!(opened.header().metadata_version, 1);
 //! # });
 //! ```
 
+use super::state_cache::{invalidate_store_state_caches, StoreState, StoreStateCache};
 use super::StoreError;
-use crate::kv::{key_after, ConflictRangeType, RangeOption, Transaction};
+use crate::kv::{
+    code, key_after, ConflictRangeType, RangeOption, Transaction, METADATA_VERSION_KEY,
+};
 use crate::layout::{StoreLayout, FORMAT_VERSION};
 use crate::metadata::RecordMetaData;
 use crate::proto;
 use foundationdb_tuple::Subspace;
 use prost::Message;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The decoded store header (`schemas/fdb_records/store_header.proto`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -154,6 +165,18 @@ pub enum StoreExistence {
     MustNotExist,
 }
 
+/// Which [store-state cache](super::state_cache) an open may use.
+#[derive(Clone, Debug, Default)]
+pub enum StateCacheChoice {
+    /// The database's own ([`Transaction::store_state_cache`]).
+    #[default]
+    Database,
+    /// None: read the header and index states.
+    Off,
+    /// This one (for example, one per simulated client in a test).
+    Use(Arc<StoreStateCache>),
+}
+
 /// Options of [`open_store`]. No clock is read: pass the time to record yourself.
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
@@ -165,6 +188,8 @@ pub struct OpenOptions {
     pub update_time: u64,
     /// Recorded as `last_update_by` when the header is written.
     pub update_by: String,
+    /// Where an unchanged store's state may come from without reading it.
+    pub state_cache: StateCacheChoice,
 }
 
 /// What [`open_store`] did.
@@ -188,14 +213,26 @@ pub enum OpenOutcome {
 #[derive(Clone, Debug)]
 pub struct OpenedStore {
     pub layout: StoreLayout,
-    pub header: RecordStoreHeader,
     pub outcome: OpenOutcome,
+    /// Its header and index states (shared with the state cache).
+    pub state: Arc<StoreState>,
+}
+
+impl OpenedStore {
+    /// The store header.
+    pub fn header(&self) -> &RecordStoreHeader {
+        &self.state.header
+    }
     /// State of every index the store maintains.
-    pub index_states: BTreeMap<String, IndexState>,
+    pub fn index_states(&self) -> &BTreeMap<String, IndexState> {
+        &self.state.index_states
+    }
 }
 
 /// Opens (creating or upgrading as needed) the record store under `subspace` in the
-/// caller's transaction. See the [module docs](self) for the conflict behaviour.
+/// caller's transaction. See the [module docs](self) for the conflict behaviour; an
+/// unchanged store comes from the [store-state cache](super::state_cache) when one
+/// is available, with the same conflicts.
 pub async fn open_store<T: Transaction>(
     tx: &T,
     subspace: Subspace,
@@ -203,6 +240,88 @@ pub async fn open_store<T: Transaction>(
     options: &OpenOptions,
 ) -> Result<OpenedStore, StoreError> {
     let layout = StoreLayout::new(subspace);
+    let shared;
+    let cache = match &options.state_cache {
+        StateCacheChoice::Database => tx.store_state_cache(),
+        StateCacheChoice::Off => None,
+        StateCacheChoice::Use(cache) => {
+            shared = cache.clone();
+            Some(&*shared)
+        }
+    };
+    // The metadata version key as of this transaction's read version; `None` when it
+    // cannot vouch for a cached state (no cache, never bumped, or bumped by this very
+    // transaction, which FoundationDB makes unreadable).
+    let stamp = match cache {
+        Some(_) => match tx.get(METADATA_VERSION_KEY, true).await {
+            Ok(stamp) => stamp,
+            Err(e) if e.code() == code::ACCESSED_UNREADABLE => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if let (Some(cache), Some(stamp)) = (cache, &stamp) {
+        if let Some(state) = cache.get(layout.store().bytes(), stamp) {
+            if let Some(opened) = open_cached(tx, &layout, state, metadata, options)? {
+                return Ok(opened);
+            }
+        }
+    } else if let Some(cache) = cache {
+        cache.miss();
+    }
+    let opened = open_uncached(tx, layout, metadata, options).await?;
+    if let (Some(cache), Some(stamp)) = (cache, stamp) {
+        if opened.outcome == OpenOutcome::Opened
+            && opened.header().format_version >= CACHEABLE_FORMAT_VERSION
+        {
+            cache.insert(opened.layout.store().bytes(), stamp, opened.state.clone());
+        }
+    }
+    Ok(opened)
+}
+
+/// The first format whose every header and index-state write bumps the metadata
+/// version key: older stores may have been changed by an SDK that does not, so their
+/// state is never cached.
+const CACHEABLE_FORMAT_VERSION: u32 = 2;
+
+/// An open answered by a cached state, or `None` when the metadata asks for an upgrade
+/// (which must read and write the stored state).
+fn open_cached<T: Transaction>(
+    tx: &T,
+    layout: &StoreLayout,
+    state: Arc<StoreState>,
+    metadata: &RecordMetaData,
+    options: &OpenOptions,
+) -> Result<Option<OpenedStore>, StoreError> {
+    if options.existence == StoreExistence::MustNotExist {
+        return Err(StoreError::StoreAlreadyExists);
+    }
+    if check_existing(&state.header, metadata, options)? != OpenPlan::AsIs {
+        return Ok(None);
+    }
+    // The conflicts an uncached open takes: the header key and the index states.
+    let header_key = layout.header_key();
+    tx.add_conflict_range(
+        &header_key,
+        &key_after(&header_key),
+        ConflictRangeType::Read,
+    )?;
+    let (begin, end) = layout.index_states().range();
+    tx.add_conflict_range(&begin, &end, ConflictRangeType::Read)?;
+    Ok(Some(OpenedStore {
+        layout: layout.clone(),
+        outcome: OpenOutcome::Opened,
+        state,
+    }))
+}
+
+async fn open_uncached<T: Transaction>(
+    tx: &T,
+    layout: StoreLayout,
+    metadata: &RecordMetaData,
+    options: &OpenOptions,
+) -> Result<OpenedStore, StoreError> {
     let header_key = layout.header_key();
     let existing = tx.get(&header_key, true).await?;
     tx.add_conflict_range(
@@ -240,7 +359,7 @@ pub async fn open_store<T: Transaction>(
                     .collect(),
                 former_indexes: BTreeMap::new(),
             };
-            tx.set(&header_key, &header.to_bytes());
+            write_header(tx, &layout, &header);
             (header, OpenOutcome::Created)
         }
         Some(bytes) => {
@@ -286,19 +405,31 @@ pub async fn open_store<T: Transaction>(
         .collect();
     Ok(OpenedStore {
         layout,
-        header,
         outcome,
-        index_states,
+        state: Arc::new(StoreState {
+            header,
+            index_states,
+        }),
     })
 }
 
-async fn open_existing<T: Transaction>(
-    tx: &T,
-    layout: &StoreLayout,
-    stored: RecordStoreHeader,
+/// What opening an existing store with `metadata` requires.
+#[derive(Debug, PartialEq, Eq)]
+enum OpenPlan {
+    AsIs,
+    Upgrade {
+        added: Vec<String>,
+        removed: Vec<String>,
+        user_version: u32,
+    },
+}
+
+/// Checks a stored header against the metadata and options, without reading or writing.
+fn check_existing(
+    stored: &RecordStoreHeader,
     metadata: &RecordMetaData,
     options: &OpenOptions,
-) -> Result<(RecordStoreHeader, OpenOutcome), StoreError> {
+) -> Result<OpenPlan, StoreError> {
     if stored.format_version > FORMAT_VERSION {
         return Err(StoreError::FormatTooNew {
             store: stored.format_version,
@@ -338,10 +469,55 @@ async fn open_existing<T: Transaction>(
                 unexpected: added,
             });
         }
-        if user_version == stored.user_version {
-            return Ok((stored, OpenOutcome::Opened));
+        if user_version == stored.user_version && stored.format_version == FORMAT_VERSION {
+            return Ok(OpenPlan::AsIs);
         }
     }
+    Ok(OpenPlan::Upgrade {
+        added,
+        removed,
+        user_version,
+    })
+}
+
+/// Writes the header and bumps the metadata version key, so that every store-state
+/// cache reads the new state.
+fn write_header<T: Transaction>(tx: &T, layout: &StoreLayout, header: &RecordStoreHeader) {
+    tx.set(&layout.header_key(), &header.to_bytes());
+    invalidate_store_state_caches(tx);
+}
+
+/// Sets an index's state (`Readable` is stored as no key) and bumps the metadata
+/// version key, so that every store-state cache reads the new state.
+pub(crate) fn write_index_state<T: Transaction>(
+    tx: &T,
+    layout: &StoreLayout,
+    index: &str,
+    state: IndexState,
+) {
+    let key = layout.index_state_key(index);
+    match state {
+        IndexState::Readable => tx.clear(&key),
+        other => tx.set(&key, &[other.code()]),
+    }
+    invalidate_store_state_caches(tx);
+}
+
+async fn open_existing<T: Transaction>(
+    tx: &T,
+    layout: &StoreLayout,
+    stored: RecordStoreHeader,
+    metadata: &RecordMetaData,
+    options: &OpenOptions,
+) -> Result<(RecordStoreHeader, OpenOutcome), StoreError> {
+    let (added, removed, user_version) = match check_existing(&stored, metadata, options)? {
+        OpenPlan::AsIs => return Ok((stored, OpenOutcome::Opened)),
+        OpenPlan::Upgrade {
+            added,
+            removed,
+            user_version,
+        } => (added, removed, user_version),
+    };
 
     // Upgrade: the only path (with create) that writes the header.
     let mut header = stored.clone();
@@ -360,12 +536,12 @@ async fn open_existing<T: Transaction>(
             .await?;
         let empty = first.key_values.is_empty();
         for name in &added {
-            let state_key = layout.index_state_key(name);
-            if empty {
-                tx.clear(&state_key);
+            let state = if empty {
+                IndexState::Readable
             } else {
-                tx.set(&state_key, &[IndexState::WriteOnly.code()]);
-            }
+                IndexState::WriteOnly
+            };
+            write_index_state(tx, layout, name, state);
             header.indexes.insert(name.clone(), metadata.version());
         }
     }
@@ -381,11 +557,12 @@ async fn open_existing<T: Transaction>(
             .former_indexes
             .insert(name.clone(), metadata.version());
     }
+    header.format_version = FORMAT_VERSION;
     header.metadata_version = metadata.version();
     header.user_version = user_version;
     header.last_update_time = options.update_time;
     header.last_update_by = options.update_by.clone();
-    tx.set(&layout.header_key(), &header.to_bytes());
+    write_header(tx, layout, &header);
     Ok((
         header,
         OpenOutcome::Upgraded {

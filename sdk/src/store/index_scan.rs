@@ -4,7 +4,7 @@
 use super::{RecordStore, RecordStoreError, RecordVersion, ScanOptions, StoredRecord};
 use crate::index::{self, min_max, value::entry_primary_key, IndexMaintainer};
 use crate::key_expression::KeyTuple;
-use crate::kv::{RangeOption, Transaction};
+use crate::kv::{Bytes, RangeOption, Transaction};
 use crate::metadata::{Index, IndexType};
 use crate::store::IndexState;
 use foundationdb_tuple::{Element, Subspace};
@@ -279,7 +279,7 @@ impl<T: Transaction> RecordStore<T> {
         let tx = self.transaction();
         let mut kvs = Vec::new();
         if let Some(v) = tx.get(sub.bytes(), snapshot).await? {
-            kvs.push((sub.bytes().to_vec(), v));
+            kvs.push((Bytes::copy_from_slice(sub.bytes()), Bytes::from(v)));
         }
         for kv in tx
             .get_range_all(RangeOption::from_keys(&begin, &end), snapshot)
@@ -293,7 +293,7 @@ impl<T: Transaction> RecordStore<T> {
                     index: index.to_string(),
                     detail,
                 };
-                let group: Vec<Element<'_>> = if key == sub.bytes() {
+                let group: Vec<Element<'_>> = if key == *sub.bytes() {
                     Vec::new()
                 } else {
                     sub.unpack(&key)

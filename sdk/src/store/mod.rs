@@ -7,12 +7,14 @@
 
 pub mod builder;
 pub mod checker;
+mod envelope;
 mod error;
 pub mod header;
 mod index_scan;
 pub mod metadata_store;
 mod record_store;
 pub mod split;
+pub mod state_cache;
 mod version;
 
 pub use builder::{BuildConfig, BuildReport, OnlineIndexBuilder};
@@ -20,12 +22,15 @@ pub use checker::{check_store, CheckReport, Problem, StoreChecker};
 pub use error::{RecordStoreError, RecordStoreResult};
 pub use header::{
     open_store, IndexState, OpenOptions, OpenOutcome, OpenedStore, RecordStoreHeader,
-    StoreExistence,
+    StateCacheChoice, StoreExistence,
 };
 pub use index_scan::{IndexEntry, TupleRange};
 pub use metadata_store::MetaDataStore;
 pub use record_store::{
     RecordExistence, RecordRange, RecordStore, SavedRecord, ScanOptions, StoredRecord,
+};
+pub use state_cache::{
+    invalidate_store_state_caches, StateCacheStats, StoreState, StoreStateCache,
 };
 pub use version::RecordVersion;
 

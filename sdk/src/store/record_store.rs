@@ -1,21 +1,21 @@
 //! [`RecordStore`]: records and all their indexes, changed together in one transaction.
 
+use super::envelope::{self, EnvelopeRef, TypeRef};
 use super::split::{self, SplitError};
 use super::{
     open_store, IndexState, OpenOptions, RecordStoreError, RecordStoreHeader, RecordVersion,
+    StoreState,
 };
 use crate::index::{
     self, range_set, IndexMaintainer, IndexRecord, IndexWrite, Maintainer, Maintainers, UpdateMode,
 };
 use crate::key_expression::KeyTuple;
-use crate::kv::{limits, MutationType, RangeOption, Transaction};
+use crate::kv::{limits, Bytes, MutationType, RangeOption, Transaction};
 use crate::layout::{self, space, suffix, StoreLayout};
 use crate::metadata::{RecordMetaData, RecordType};
-use crate::proto;
 use crate::record::{Record, RecordTypeMismatch};
 use foundationdb_tuple::{Element, Subspace, Versionstamp};
 use futures::StreamExt;
-use prost::Message;
 use prost_reflect::DynamicMessage;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -140,13 +140,13 @@ impl ScanOptions {
 pub(crate) struct RawRecord {
     pub primary_key: KeyTuple,
     /// Data parts as (suffix, value), in the order read (the version suffix removed).
-    pub parts: Vec<(i64, Vec<u8>)>,
+    pub parts: Vec<(i64, Bytes)>,
     pub version: Option<RecordVersion>,
 }
 
 impl RawRecord {
     /// Adds the value read at the record's key with suffix `part`.
-    pub(crate) fn add_part(&mut self, part: i64, value: Vec<u8>) -> Result<()> {
+    pub(crate) fn add_part(&mut self, part: i64, value: Bytes) -> Result<()> {
         if part == suffix::VERSION {
             self.version = Some(decode_version(&self.primary_key, &value)?);
         } else {
@@ -254,8 +254,7 @@ pub struct RecordStore<T: Transaction> {
     shared: Arc<Shared<T>>,
     layout: StoreLayout,
     metadata: Arc<RecordMetaData>,
-    header: RecordStoreHeader,
-    states: BTreeMap<String, IndexState>,
+    state: Arc<StoreState>,
     maintainers: Maintainers,
 }
 
@@ -265,8 +264,7 @@ impl<T: Transaction> Clone for RecordStore<T> {
             shared: self.shared.clone(),
             layout: self.layout.clone(),
             metadata: self.metadata.clone(),
-            header: self.header.clone(),
-            states: self.states.clone(),
+            state: self.state.clone(),
             maintainers: self.maintainers.clone(),
         }
     }
@@ -294,8 +292,7 @@ impl<T: Transaction> RecordStore<T> {
             }),
             layout: opened.layout,
             metadata,
-            header: opened.header,
-            states: opened.index_states,
+            state: opened.state,
             maintainers,
         })
     }
@@ -314,11 +311,12 @@ impl<T: Transaction> RecordStore<T> {
     }
     /// The store header as read when opening.
     pub fn header(&self) -> &RecordStoreHeader {
-        &self.header
+        &self.state.header
     }
     /// The state of an index, as read when opening.
     pub fn index_state(&self, index: &str) -> Result<IndexState> {
-        self.states
+        self.state
+            .index_states
             .get(index)
             .copied()
             .ok_or_else(|| RecordStoreError::UnknownIndex {
@@ -384,7 +382,7 @@ impl<T: Transaction> RecordStore<T> {
                 limit: limits::MAX_KEY_SIZE,
             });
         }
-        let bytes = encode_record(record_type, message);
+        let bytes = envelope::encode(record_type, message);
 
         // Reads and validation: nothing is written until every check passed.
         let old = match self.read_raw(&pk, false).await? {
@@ -495,7 +493,8 @@ impl<T: Transaction> RecordStore<T> {
                 continue;
             }
             match self
-                .states
+                .state
+                .index_states
                 .get(name)
                 .copied()
                 .unwrap_or(IndexState::Readable)
@@ -608,20 +607,53 @@ impl<T: Transaction> RecordStore<T> {
     /// (use [`load_dynamic`](Self::load_dynamic) or
     /// [`load_record_version`](Self::load_record_version) for the version).
     pub async fn load_record<M: Record>(&self, pk: &[Element<'_>]) -> Result<Option<M>> {
+        let data_key = self.layout.record_key(pk, suffix::UNSPLIT);
+        if let Some(bytes) = self.shared.tx.get(&data_key, false).await? {
+            return Ok(Some(self.decode_typed(pk, &bytes)?));
+        }
+        // A split record, or none (see `load_dynamic`).
         let pk = owned(pk);
-        match self.load_raw(&pk, false).await? {
-            Some(raw) => Ok(Some(self.decode_typed(raw)?)),
+        match self.read_raw(&pk, false).await? {
+            Some(raw) => {
+                let (bytes, _) = assemble(&raw.primary_key, raw.parts)?;
+                Ok(Some(self.decode_typed(&pk, &bytes)?))
+            }
             None => Ok(None),
         }
     }
 
     /// Loads a record with its version. A torn or corrupt record is an error, never data.
+    ///
+    /// The unsplit value and the version are two point reads issued together (one
+    /// round trip on FoundationDB, and cheaper than a range read on both backends).
+    /// Only when there is no unsplit value (a split record, or none) does it fall back
+    /// to a range read of the record, whose read conflict covers all its keys. Saves
+    /// clear a record's whole range, so an unsplit value never sits next to leftover
+    /// chunks; the checker reports it if one ever does.
     pub async fn load_dynamic(&self, pk: &[Element<'_>]) -> Result<Option<StoredRecord>> {
+        let (data_key, version_key) = self.layout.record_data_and_version_keys(pk);
+        let tx = &self.shared.tx;
+        let (data, version) = futures::join!(tx.get(&data_key, false), tx.get(&version_key, false));
         let pk = owned(pk);
-        match self.load_raw(&pk, true).await? {
-            Some(raw) => Ok(Some(self.decode(raw)?)),
-            None => Ok(None),
+        let Some(bytes) = data? else {
+            return match self.read_raw(&pk, false).await? {
+                Some(raw) => Ok(Some(self.decode(raw)?)),
+                None => Ok(None),
+            };
+        };
+        let mut version = match version? {
+            Some(v) => Some(decode_version(&pk, &v)?),
+            None => None,
+        };
+        {
+            let local = self.local();
+            if !local.saved.is_empty() {
+                if let Some(v) = local.saved.get(&layout::primary_key_bytes(&pk)) {
+                    version = Some(*v);
+                }
+            }
         }
+        Ok(Some(self.decode_bytes(pk, &bytes, 1, version)?))
     }
 
     /// The version of a record (incomplete if saved in this transaction).
@@ -698,7 +730,7 @@ impl<T: Transaction> RecordStore<T> {
         // the records it returns (not on the keys read past its limit).
         let mut batches = self.shared.tx.get_ranges(range, true);
         let mut out: Vec<RawRecord> = Vec::new();
-        let mut current: Option<(Vec<u8>, RawRecord)> = None;
+        let mut current: Option<(Bytes, RawRecord)> = None;
         let mut more = false;
         'scan: while let Some(batch) = batches.next().await {
             for kv in batch?.key_values {
@@ -708,8 +740,7 @@ impl<T: Transaction> RecordStore<T> {
                         continue;
                     }
                 }
-                let (pk, part) = self.parse_record_key(&kv.key)?;
-                let pk_bytes = layout::primary_key_bytes(&pk);
+                let (pk, pk_bytes, part) = self.parse_record_key(&kv.key)?;
                 if current.as_ref().is_none_or(|(b, _)| *b != pk_bytes) {
                     if let Some((_, done)) = current.take() {
                         out.push(done);
@@ -721,7 +752,7 @@ impl<T: Transaction> RecordStore<T> {
                     current = Some((
                         pk_bytes,
                         RawRecord {
-                            primary_key: pk.clone(),
+                            primary_key: pk,
                             parts: Vec::new(),
                             version: None,
                         },
@@ -774,18 +805,17 @@ impl<T: Transaction> RecordStore<T> {
         Ok(RawScan { records: out, more })
     }
 
-    pub(crate) fn parse_record_key(&self, key: &[u8]) -> Result<(KeyTuple, i64)> {
-        let elements: Vec<Element<'_>> =
-            self.layout
-                .records()
-                .unpack(key)
-                .map_err(|e| RecordStoreError::CorruptRecord {
-                    primary_key: Vec::new(),
-                    detail: format!("undecodable record key: {e:?}"),
-                })?;
-        match elements.as_slice() {
-            [Element::Tuple(pk), Element::Int(s)] => Ok((owned(pk), *s)),
-            _ => Err(RecordStoreError::CorruptRecord {
+    /// A record key's primary key, its primary-key bytes (a slice of `key`: see
+    /// [`layout::primary_key_bytes`]) and its suffix.
+    pub(crate) fn parse_record_key(&self, key: &Bytes) -> Result<(KeyTuple, Bytes, i64)> {
+        match self.layout.parse_record_key(key) {
+            Some((pk, pk_len, suffix)) => {
+                let start = self.layout.records().bytes().len();
+                // In place: the borrowed elements' vector becomes the owned one.
+                let pk = pk.into_iter().map(Element::into_owned).collect();
+                Ok((pk, key.slice(start..start + pk_len), suffix))
+            }
+            None => Err(RecordStoreError::CorruptRecord {
                 primary_key: Vec::new(),
                 detail: format!("unexpected record key {}", crate::kv::printable(key)),
             }),
@@ -803,47 +833,6 @@ impl<T: Transaction> RecordStore<T> {
         foundationdb_tuple::unpack::<i64>(rest).ok()
     }
 
-    /// Reads one record for a load: two point reads, the unsplit value and the version,
-    /// issued together (one round trip on FoundationDB, and cheaper than a range read
-    /// on both backends). Only when there is no unsplit value (a split record, or none)
-    /// does it fall back to [`read_raw`](Self::read_raw)'s range read, whose read
-    /// conflict covers the whole record. Saves clear a record's whole range, so an
-    /// unsplit value never sits next to leftover chunks; the checker reports it if one
-    /// ever does.
-    /// Without `with_version`, the version is not read (nor returned) on the fast path.
-    async fn load_raw(&self, pk: &KeyTuple, with_version: bool) -> Result<Option<RawRecord>> {
-        let data_key = self.layout.record_key(pk, suffix::UNSPLIT);
-        let tx = &self.shared.tx;
-        let (data, version) = if with_version {
-            let version_key = self.layout.record_key(pk, suffix::VERSION);
-            let (data, version) =
-                futures::join!(tx.get(&data_key, false), tx.get(&version_key, false));
-            (data?, version?)
-        } else {
-            (tx.get(&data_key, false).await?, None)
-        };
-        let Some(data) = data else {
-            return self.read_raw(pk, false).await;
-        };
-        let mut version = match version {
-            Some(v) => Some(decode_version(pk, &v)?),
-            None => None,
-        };
-        {
-            let local = self.local();
-            if !local.saved.is_empty() {
-                if let Some(v) = local.saved.get(&layout::primary_key_bytes(pk)) {
-                    version = Some(*v);
-                }
-            }
-        }
-        Ok(Some(RawRecord {
-            primary_key: pk.clone(),
-            parts: vec![(suffix::UNSPLIT, data)],
-            version,
-        }))
-    }
-
     /// Reads one record's keys (data, chunks, version).
     pub(crate) async fn read_raw(
         &self,
@@ -858,106 +847,95 @@ impl<T: Transaction> RecordStore<T> {
 
     /// Reassembles and decodes raw parts.
     pub(crate) fn decode(&self, raw: RawRecord) -> Result<StoredRecord> {
-        let version = raw.version;
-        let opened = self.open_envelope(raw)?;
-        let message = DynamicMessage::decode(
-            opened.record_type.descriptor.clone(),
-            opened.message.as_slice(),
-        )
-        .map_err(|e| opened.corrupt(e.to_string()))?;
+        let (bytes, values) = assemble(&raw.primary_key, raw.parts)?;
+        self.decode_bytes(raw.primary_key, &bytes, values, raw.version)
+    }
+
+    /// Decodes a record's reassembled bytes (`values`: how many keys they came from).
+    pub(crate) fn decode_bytes(
+        &self,
+        primary_key: KeyTuple,
+        bytes: &[u8],
+        values: usize,
+        version: Option<RecordVersion>,
+    ) -> Result<StoredRecord> {
+        let (record_type, message) = self.open_envelope(&primary_key, bytes)?;
+        let message = DynamicMessage::decode(record_type.descriptor.clone(), message)
+            .map_err(|e| corrupt(&primary_key, e.to_string()))?;
         Ok(StoredRecord {
-            record_type: opened.record_type.name.clone(),
+            record_type: record_type.name.clone(),
             message,
             version,
-            size: opened.size,
-            values: opened.values,
-            primary_key: opened.primary_key,
+            size: bytes.len(),
+            values,
+            primary_key,
         })
     }
 
-    /// Reassembles and decodes raw parts straight into a generated type (no dynamic
-    /// message in between).
-    fn decode_typed<M: Record>(&self, raw: RawRecord) -> Result<M> {
-        let opened = self.open_envelope(raw)?;
+    /// Decodes a record's bytes straight into a generated type (no dynamic message in
+    /// between).
+    fn decode_typed<M: Record>(&self, pk: &[Element<'_>], bytes: &[u8]) -> Result<M> {
+        let (record_type, message) = self.open_envelope(pk, bytes)?;
         let expected = M::record_descriptor();
-        if opened.record_type.descriptor != expected {
+        if record_type.descriptor != expected {
             return Err(RecordTypeMismatch {
                 expected: expected.full_name().to_string(),
-                found: opened.record_type.name.clone(),
+                found: record_type.name.clone(),
             }
             .into());
         }
-        M::decode(opened.message.as_slice()).map_err(|e| opened.corrupt(e.to_string()))
+        M::decode(message).map_err(|e| corrupt(pk, e.to_string()))
     }
 
-    /// Reassembles a record's parts and opens its envelope: its record type and the
-    /// still-encoded message.
-    fn open_envelope(&self, raw: RawRecord) -> Result<OpenedEnvelope<'_>> {
-        let pk = raw.primary_key;
-        let (bytes, values) = match split::assemble(raw.parts) {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return Err(RecordStoreError::CorruptRecord {
-                    primary_key: pk,
-                    detail: "a version without record data".into(),
-                })
-            }
-            Err(SplitError::Torn(detail)) => {
-                return Err(RecordStoreError::TornRecord {
-                    primary_key: pk,
-                    detail,
-                })
-            }
-            Err(SplitError::Corrupt(detail)) => {
-                return Err(RecordStoreError::CorruptRecord {
-                    primary_key: pk,
-                    detail,
-                })
-            }
-        };
-        let corrupt = |detail: String| RecordStoreError::CorruptRecord {
-            primary_key: pk.clone(),
-            detail,
-        };
-        let envelope =
-            proto::StoredRecord::decode(bytes.as_slice()).map_err(|e| corrupt(e.to_string()))?;
-        let record_type = match &envelope.record_type {
-            Some(proto::stored_record::RecordType::TypeName(name)) => {
-                self.metadata.record_type(name)
-            }
-            Some(proto::stored_record::RecordType::TypeKey(key)) => self
+    /// Opens a record's envelope in place: its record type and its message bytes.
+    fn open_envelope<'b>(
+        &self,
+        pk: &[Element<'_>],
+        bytes: &'b [u8],
+    ) -> Result<(&RecordType, &'b [u8])> {
+        let envelope = EnvelopeRef::parse(bytes).map_err(|e| corrupt(pk, e))?;
+        let record_type = match envelope.record_type {
+            Some(TypeRef::Name(name)) => self.metadata.record_type(name),
+            Some(TypeRef::Key(key)) => self
                 .metadata
                 .record_types()
                 .values()
-                .find(|t| t.explicit_type_key == Some(*key)),
+                .find(|t| t.explicit_type_key == Some(key)),
             None => None,
         }
-        .ok_or_else(|| corrupt(format!("unknown record type {:?}", envelope.record_type)))?;
-        Ok(OpenedEnvelope {
-            primary_key: pk,
-            record_type,
-            message: envelope.message,
-            size: bytes.len(),
-            values,
-        })
+        .ok_or_else(|| {
+            corrupt(
+                pk,
+                format!("unknown record type {:?}", envelope.record_type),
+            )
+        })?;
+        Ok((record_type, envelope.message))
     }
 }
 
-/// A record's envelope, opened: what [`RecordStore::decode`] and the typed decoder share.
-struct OpenedEnvelope<'m> {
-    primary_key: KeyTuple,
-    record_type: &'m RecordType,
-    message: Vec<u8>,
-    size: usize,
-    values: usize,
+fn corrupt(pk: &[Element<'_>], detail: String) -> RecordStoreError {
+    RecordStoreError::CorruptRecord {
+        primary_key: owned(pk),
+        detail,
+    }
 }
 
-impl OpenedEnvelope<'_> {
-    fn corrupt(&self, detail: String) -> RecordStoreError {
-        RecordStoreError::CorruptRecord {
-            primary_key: self.primary_key.clone(),
+/// Reassembles a record's parts: its stored bytes and how many keys they came from.
+fn assemble(pk: &KeyTuple, parts: Vec<(i64, Bytes)>) -> Result<(Bytes, usize)> {
+    match split::assemble(parts) {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(RecordStoreError::CorruptRecord {
+            primary_key: pk.clone(),
+            detail: "a version without record data".into(),
+        }),
+        Err(SplitError::Torn(detail)) => Err(RecordStoreError::TornRecord {
+            primary_key: pk.clone(),
             detail,
-        }
+        }),
+        Err(SplitError::Corrupt(detail)) => Err(RecordStoreError::CorruptRecord {
+            primary_key: pk.clone(),
+            detail,
+        }),
     }
 }
 
@@ -983,23 +961,10 @@ fn write_size(w: &IndexWrite) -> usize {
     }
 }
 
-/// The stored form of a record: the envelope naming its type, then the message.
-fn encode_record(record_type: &RecordType, message: &DynamicMessage) -> Vec<u8> {
-    use proto::stored_record::RecordType as Type;
-    proto::StoredRecord {
-        record_type: Some(match record_type.explicit_type_key {
-            Some(key) => Type::TypeKey(key),
-            None => Type::TypeName(record_type.name.clone()),
-        }),
-        message: message.encode_to_vec(),
-    }
-    .encode_to_vec()
-}
-
 pub(crate) fn decode_version(pk: &KeyTuple, value: &[u8]) -> Result<RecordVersion> {
-    match foundationdb_tuple::unpack::<Vec<Element<'_>>>(value).as_deref() {
-        Ok([Element::Versionstamp(v)]) => Ok(RecordVersion::from_versionstamp(v)),
-        _ => Err(RecordStoreError::CorruptRecord {
+    match foundationdb_tuple::unpack::<(Versionstamp,)>(value) {
+        Ok((stamp,)) => Ok(RecordVersion::from_versionstamp(&stamp)),
+        Err(_) => Err(RecordStoreError::CorruptRecord {
             primary_key: pk.clone(),
             detail: "undecodable record version".into(),
         }),

@@ -5,7 +5,7 @@
 //! little-endian header, so that a missing *last* chunk is detected too (without it a
 //! torn record whose tail is lost would look whole).
 
-use crate::kv::limits;
+use crate::kv::{limits, Bytes};
 use crate::layout::suffix;
 use std::collections::BTreeMap;
 
@@ -43,13 +43,13 @@ pub(crate) enum SplitError {
 /// Reassembles a record from its data parts (suffix → value; the version suffix must
 /// already be removed). `Ok(None)`: no data at all. Returns the data and the number of
 /// values it was stored in.
-pub(crate) fn assemble(parts: Vec<(i64, Vec<u8>)>) -> Result<Option<(Vec<u8>, usize)>, SplitError> {
+pub(crate) fn assemble(parts: Vec<(i64, Bytes)>) -> Result<Option<(Bytes, usize)>, SplitError> {
     // The common case, without building a map.
     if let [(suffix::UNSPLIT, _)] = parts.as_slice() {
         let (_, unsplit) = parts.into_iter().next().expect("one part");
         return Ok(Some((unsplit, 1)));
     }
-    let mut parts: BTreeMap<i64, Vec<u8>> = parts.into_iter().collect();
+    let mut parts: BTreeMap<i64, Bytes> = parts.into_iter().collect();
     if parts.is_empty() {
         return Ok(None);
     }
@@ -85,7 +85,7 @@ pub(crate) fn assemble(parts: Vec<(i64, Vec<u8>)>) -> Result<Option<(Vec<u8>, us
             "chunks {missing:?} of {n} are missing"
         )));
     }
-    let mut data = Vec::with_capacity(parts.values().map(Vec::len).sum());
+    let mut data = Vec::with_capacity(parts.values().map(Bytes::len).sum());
     for (k, v) in parts {
         data.extend_from_slice(if k == suffix::FIRST_CHUNK {
             &v[HEADER..]
@@ -93,15 +93,19 @@ pub(crate) fn assemble(parts: Vec<(i64, Vec<u8>)>) -> Result<Option<(Vec<u8>, us
             &v
         });
     }
-    Ok(Some((data, n as usize)))
+    Ok(Some((data.into(), n as usize)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parts(chunks: Vec<(i64, Vec<u8>)>) -> Vec<(i64, Vec<u8>)> {
-        chunks
+    fn parts(chunks: Vec<(i64, Vec<u8>)>) -> Vec<(i64, Bytes)> {
+        chunks.into_iter().map(|(k, v)| (k, v.into())).collect()
+    }
+
+    fn assembled(found: Option<(Bytes, usize)>) -> Option<(Vec<u8>, usize)> {
+        found.map(|(b, n)| (b.to_vec(), n))
     }
 
     #[test]
@@ -110,7 +114,7 @@ mod tests {
         let chunks = split(&data);
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].0, suffix::UNSPLIT);
-        assert_eq!(assemble(parts(chunks)).unwrap(), Some((data, 1)));
+        assert_eq!(assembled(assemble(parts(chunks)).unwrap()), Some((data, 1)));
     }
 
     #[test]
@@ -123,7 +127,7 @@ mod tests {
             chunks.iter().map(|c| c.0).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
-        assert_eq!(assemble(parts(chunks)).unwrap(), Some((data, 3)));
+        assert_eq!(assembled(assemble(parts(chunks)).unwrap()), Some((data, 3)));
     }
 
     #[test]
@@ -138,16 +142,19 @@ mod tests {
             );
         }
         let mut p = parts(split(&data));
-        p.push((5, vec![0]));
+        p.push((5, vec![0].into()));
         assert!(matches!(assemble(p), Err(SplitError::Corrupt(_))));
         let mut p = parts(split(&data));
-        p.push((0, vec![0]));
+        p.push((0, vec![0].into()));
         assert!(matches!(assemble(p), Err(SplitError::Corrupt(_))));
         assert_eq!(assemble(Vec::new()).unwrap(), None);
         // An unsplit value alone is the record; next to a chunk it is corruption.
-        assert_eq!(assemble(vec![(0, vec![9])]).unwrap(), Some((vec![9], 1)));
+        assert_eq!(
+            assembled(assemble(parts(vec![(0, vec![9])])).unwrap()),
+            Some((vec![9], 1))
+        );
         assert!(matches!(
-            assemble(vec![(1, vec![0; 8]), (0, vec![9])]),
+            assemble(parts(vec![(1, vec![0; 8]), (0, vec![9])])),
             Err(SplitError::Corrupt(_))
         ));
     }

@@ -70,10 +70,7 @@ pub trait Harness: Sized + Send + Sync + 'static {
 
     /// A key-value pair under the prefix.
     fn kv(&self, suffix: &str, value: &[u8]) -> KeyValue {
-        KeyValue {
-            key: self.k(suffix),
-            value: value.to_vec(),
-        }
+        KeyValue::new(self.k(suffix), value.to_vec())
     }
 
     /// Reports that (part of) the current test is skipped on this backend.
@@ -377,7 +374,7 @@ pub fn outcome<T>(result: &FdbResult<T>) -> i32 {
 
 /// The keys of a range result.
 pub fn keys(kvs: &[KeyValue]) -> Vec<Vec<u8>> {
-    kvs.iter().map(|kv| kv.key.clone()).collect()
+    kvs.iter().map(|kv| kv.key.to_vec()).collect()
 }
 
 /// `n` as a `len`-byte little-endian two's complement integer.

@@ -2,7 +2,11 @@
 
 use crate::harness::*;
 use fdb_records::kv::code::*;
-use fdb_records::kv::{strinc, Committed, MutationType, Transaction};
+use fdb_records::kv::Database;
+use fdb_records::kv::{
+    strinc, Committed, ConflictRangeType, MutationType, Transaction, METADATA_VERSION_KEY,
+    METADATA_VERSION_KEY_END, METADATA_VERSION_REQUIRED_VALUE,
+};
 use foundationdb_tuple::{Subspace, Versionstamp};
 use futures::executor::block_on;
 use futures::future::join_all;
@@ -15,6 +19,9 @@ conformance!(
     versionstamped_writes_are_unreadable_in_their_transaction,
     invalid_versionstamp_offset_fails_at_commit,
     versionstamped_key_conflicts_with_a_read_of_its_range,
+    metadata_version_key_holds_the_last_bump_versionstamp,
+    metadata_version_key_accepts_only_a_versionstamp_bump,
+    metadata_version_key_conflicts_only_on_non_snapshot_reads,
 );
 
 /// `body` with a 10-byte placeholder at `pos`, then the 4-byte little-endian offset.
@@ -392,5 +399,115 @@ pub fn versionstamped_key_conflicts_with_a_read_of_its_range<H: Harness>(h: &H) 
             values,
             vec![b"entry".to_vec(), b"a".to_vec(), b"b".to_vec()]
         );
+    });
+}
+
+fn bump<T: Transaction>(t: &T) {
+    t.atomic_op(
+        METADATA_VERSION_KEY,
+        &METADATA_VERSION_REQUIRED_VALUE,
+        MutationType::SetVersionstampedValue,
+    );
+}
+
+pub fn metadata_version_key_holds_the_last_bump_versionstamp<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let t = tx(&db);
+        bump(&t);
+        assert_eq!(
+            code(t.get(METADATA_VERSION_KEY, true).await),
+            ACCESSED_UNREADABLE,
+            "the bump is unreadable in its own transaction"
+        );
+        let first = t.commit().await.expect("a bump commits").versionstamp;
+        let read = get(&db, METADATA_VERSION_KEY).await;
+        assert_eq!(read.as_deref(), first.as_ref().map(|s| &s[..]));
+        let t = tx(&db);
+        bump(&t);
+        t.set(&h.k("with-the-bump"), b"x");
+        let second = t
+            .commit()
+            .await
+            .expect("a second bump commits")
+            .versionstamp;
+        assert!(second > first, "bumps increase");
+        assert_eq!(
+            get(&db, METADATA_VERSION_KEY).await.as_deref(),
+            second.as_ref().map(|s| &s[..])
+        );
+    });
+}
+
+pub fn metadata_version_key_accepts_only_a_versionstamp_bump<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        type Tx<H> = <<H as Harness>::Db as Database>::Transaction;
+        type Attempt<'a, H> = (&'a str, Box<dyn Fn(&Tx<H>)>, i32);
+        let attempts: Vec<Attempt<'_, H>> = vec![
+            (
+                "set",
+                Box::new(|t| t.set(METADATA_VERSION_KEY, b"x")),
+                CLIENT_INVALID_OPERATION,
+            ),
+            (
+                "add",
+                Box::new(|t| t.atomic_op(METADATA_VERSION_KEY, &[1], MutationType::Add)),
+                CLIENT_INVALID_OPERATION,
+            ),
+            (
+                "a versionstamped value with another parameter",
+                Box::new(|t| {
+                    t.atomic_op(
+                        METADATA_VERSION_KEY,
+                        &template(b"x", b""),
+                        MutationType::SetVersionstampedValue,
+                    )
+                }),
+                CLIENT_INVALID_OPERATION,
+            ),
+            (
+                "clear",
+                Box::new(|t| t.clear(METADATA_VERSION_KEY)),
+                KEY_OUTSIDE_LEGAL_RANGE,
+            ),
+        ];
+        for (what, write, expected) in attempts {
+            let t = tx(&db);
+            write(&t);
+            t.set(&h.k("beside"), b"x");
+            assert_eq!(code(t.commit().await), expected, "{what}");
+        }
+        assert_eq!(get(&db, &h.k("beside")).await, None, "nothing committed");
+        // Its single-key range is a legal explicit conflict range.
+        let t = tx(&db);
+        t.add_conflict_range(
+            METADATA_VERSION_KEY,
+            METADATA_VERSION_KEY_END,
+            ConflictRangeType::Read,
+        )
+        .expect("the metadata version key's range");
+        t.set(&h.k("beside"), b"x");
+        t.commit().await.expect("commits");
+    });
+}
+
+pub fn metadata_version_key_conflicts_only_on_non_snapshot_reads<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        for snapshot in [true, false] {
+            let reader = tx(&db);
+            let _ = reader.get(METADATA_VERSION_KEY, snapshot).await.unwrap();
+            reader.set(&h.k("reader"), b"x");
+            let bumper = tx(&db);
+            bump(&bumper);
+            bumper.commit().await.expect("the bump commits");
+            let result = reader.commit().await;
+            if snapshot {
+                result.expect("a snapshot read of the key adds no conflict");
+            } else {
+                assert_eq!(code(result), NOT_COMMITTED, "a serializable read conflicts");
+            }
+        }
     });
 }

@@ -38,6 +38,8 @@ pub(crate) struct Engine {
     pub(crate) current: RwLock<Arc<StorageSnapshot>>,
     pub(crate) pipeline: Mutex<Pipeline>,
     pub(crate) commit_state: Mutex<CommitState>,
+    /// Record-store states cached across this database's transactions.
+    pub(crate) store_states: crate::store::StoreStateCache,
 }
 
 impl Engine {
@@ -62,6 +64,7 @@ impl Engine {
                 resolver: Resolver::default(),
                 last_version,
             }),
+            store_states: crate::store::StoreStateCache::new(),
         })
     }
 

@@ -13,7 +13,7 @@
 //! emptied. Opening replays logged batches newer than redb's durable version.
 
 use super::wal::{wal_path, Wal, WalOp};
-use crate::kv::{code, FdbError};
+use crate::kv::{code, FdbError, METADATA_VERSION_KEY};
 use redb::{
     backends::InMemoryBackend, Database, Durability, ReadOnlyTable, ReadableDatabase,
     ReadableTable, TableDefinition,
@@ -133,7 +133,16 @@ impl Storage {
             .map_err(storage_error)?
             .map(|v| v.value())
             .unwrap_or(0);
-        Ok(StorageSnapshot { data, version })
+        // Read once per snapshot: every store open asks for it.
+        let metadata_version = data
+            .get(METADATA_VERSION_KEY)
+            .map_err(storage_error)?
+            .map(|v| v.value().to_vec());
+        Ok(StorageSnapshot {
+            data,
+            version,
+            metadata_version,
+        })
     }
 
     /// Applies one batch's writes and records `version`, atomically; durable (on disk)
@@ -322,28 +331,36 @@ impl StoredRows {
 }
 
 impl Iterator for StoredRows {
-    type Item = Result<(Vec<u8>, Vec<u8>), FdbError>;
+    type Item = Result<StoredRow, FdbError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let range = self.range.as_mut()?;
-        Some(if self.reverse {
-            copy_row(range.next_back()?)
+        let row = if self.reverse {
+            range.next_back()?
         } else {
-            copy_row(range.next()?)
+            range.next()?
+        };
+        Some(match row {
+            Ok((key, value)) => Ok(StoredRow { key, value }),
+            Err(e) => Err(storage_error(e)),
         })
     }
 }
 
 type Guard = redb::AccessGuard<'static, &'static [u8]>;
 
-/// Copies a row straight out of the page it lives on.
-#[inline(always)]
-fn copy_row(
-    row: Result<(Guard, Guard), redb::StorageError>,
-) -> Result<(Vec<u8>, Vec<u8>), FdbError> {
-    match row {
-        Ok((k, v)) => Ok((k.value().to_vec(), v.value().to_vec())),
-        Err(e) => Err(storage_error(e)),
+/// A row still on the storage page it lives on: readers copy out only what they keep.
+pub(crate) struct StoredRow {
+    key: Guard,
+    value: Guard,
+}
+
+impl StoredRow {
+    pub(crate) fn key(&self) -> &[u8] {
+        self.key.value()
+    }
+    pub(crate) fn value(&self) -> &[u8] {
+        self.value.value()
     }
 }
 
@@ -351,12 +368,19 @@ fn copy_row(
 pub(crate) struct StorageSnapshot {
     data: ReadOnlyTable<&'static [u8], &'static [u8]>,
     version: u64,
+    /// The value of FoundationDB's metadata version key at this version.
+    metadata_version: Option<Vec<u8>>,
 }
 
 impl StorageSnapshot {
     /// The committed version this snapshot shows.
     pub(crate) fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The metadata version key's value (`None` until its first bump).
+    pub(crate) fn metadata_version(&self) -> Option<&[u8]> {
+        self.metadata_version.as_deref()
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, FdbError> {

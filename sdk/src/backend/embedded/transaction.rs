@@ -5,12 +5,13 @@ use super::commit::CommitRequest;
 use super::engine::Engine;
 use super::faults::CommitFault;
 use super::intervals::IntervalSet;
-use super::storage::{StorageSnapshot, StoredRows};
+use super::storage::{StorageSnapshot, StoredRow, StoredRows};
 use super::write_buffer::{apply_pending, Entry, Lookup, WriteBuffer};
+use crate::kv::types::BatchBuilder;
 use crate::kv::{
     code, key_after, limits, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector,
-    KeyValue, MutationType, RangeOption, RangeResult, StreamingMode, Transaction,
-    TransactionOption,
+    MutationType, RangeOption, RangeResult, StreamingMode, Transaction, TransactionOption,
+    METADATA_VERSION_KEY, METADATA_VERSION_KEY_END, METADATA_VERSION_REQUIRED_VALUE,
 };
 use std::cmp::Ordering;
 use std::collections::btree_map;
@@ -140,6 +141,13 @@ impl TxState {
 
     /// Checks that an operation may run now.
     fn check_usable(&mut self, now: Duration) -> FdbResult<()> {
+        self.check_usable_at(|| now)
+    }
+
+    /// As [`check_usable`](Self::check_usable), reading the clock only if a timeout is
+    /// set: writes and conflict ranges need no time otherwise, and a clock read costs
+    /// as much as buffering a small write.
+    fn check_usable_at(&mut self, now: impl FnOnce() -> Duration) -> FdbResult<()> {
         match self.status {
             Status::Active => {}
             Status::Committing => return Err(err(code::USED_DURING_COMMIT)),
@@ -149,7 +157,7 @@ impl TxState {
             Status::TimedOut => return Err(err(code::TRANSACTION_TIMED_OUT)),
             Status::Cancelled => return Err(err(code::TRANSACTION_CANCELLED)),
         }
-        if self.timed_out(now) {
+        if self.persistent.timeout.is_some() && self.timed_out(now()) {
             self.status = Status::TimedOut;
             return Err(err(code::TRANSACTION_TIMED_OUT));
         }
@@ -202,7 +210,7 @@ impl TxState {
 }
 
 fn legal_key(key: &[u8]) -> FdbResult<()> {
-    if key >= KEYSPACE_END {
+    if key >= KEYSPACE_END && key != METADATA_VERSION_KEY {
         return Err(err(code::KEY_OUTSIDE_LEGAL_RANGE));
     }
     Ok(())
@@ -299,7 +307,12 @@ impl EmbeddedTransaction {
         } else {
             Vec::new()
         };
-        let stored = self.read_snapshot(&mut st, now)?.get(key)?;
+        let snap = self.read_snapshot(&mut st, now)?;
+        let stored = if key == METADATA_VERSION_KEY {
+            snap.metadata_version().map(<[u8]>::to_vec)
+        } else {
+            snap.get(key)?
+        };
         if !snapshot {
             st.add_read_point(key);
         }
@@ -330,7 +343,8 @@ impl EmbeddedTransaction {
                 .nth(sel.offset as usize - 1)
                 .transpose()?;
             match found {
-                Some((k, _)) => {
+                Some(row) => {
+                    let k = row.key().to_vec();
                     let end = key_after(&k);
                     (k, (begin, end))
                 }
@@ -346,7 +360,10 @@ impl EmbeddedTransaction {
                 .nth(sel.offset.unsigned_abs() as usize)
                 .transpose()?;
             match found {
-                Some((k, _)) => (k.clone(), (k, end)),
+                Some(row) => {
+                    let k = row.key().to_vec();
+                    (k.clone(), (k, end))
+                }
                 None => (Vec::new(), (Vec::new(), end)),
             }
         };
@@ -404,26 +421,34 @@ impl EmbeddedTransaction {
             .then_some(&st.writes)
             .filter(|w| w.touches(&begin, &end));
         let mut rows = Merged::new(writes, snap, &begin, &end, range.reverse)?;
-        let mut key_values = Vec::with_capacity(row_cap.min(INITIAL_ROWS));
-        let mut bytes = 0usize;
+        // Every row is copied out of storage once, into one buffer for the batch.
+        // Sized for the rows asked for, when a limit says how many (a cursor's first
+        // read does); otherwise grown as rows come.
+        let expected_rows = match range.limit {
+            Some(limit) => row_cap.min(limit),
+            None => row_cap.min(INITIAL_ROWS),
+        };
+        let mut batch = BatchBuilder::new(expected_rows, byte_cap);
         let mut truncated = false;
         for row in rows.by_ref() {
-            let (key, value) = row?;
-            bytes += key.len() + value.len();
-            key_values.push(KeyValue { key, value });
-            if key_values.len() >= row_cap || bytes >= byte_cap {
+            let row = row?;
+            batch.push(row.key(), row.value());
+            if batch.rows() >= row_cap || batch.bytes() >= byte_cap {
                 truncated = true;
                 break;
             }
         }
         let more = truncated && rows.has_next()?;
         drop(rows);
+        let key_values = batch.finish();
         if !snapshot {
             // The caller stops when `more` is false, so the conflict range must then cover
             // the whole range: narrowing it would let a phantom insert past the last row
             // go unnoticed. Only a batch with more to come protects just what it returned.
             match (more, key_values.last()) {
-                (true, Some(last)) if range.reverse => st.reads.insert_owned(last.key.clone(), end),
+                (true, Some(last)) if range.reverse => {
+                    st.reads.insert_owned(last.key.to_vec(), end)
+                }
                 (true, Some(last)) => st.reads.insert_owned(begin, key_after(&last.key)),
                 _ => st.reads.insert_owned(begin, end),
             }
@@ -433,8 +458,7 @@ impl EmbeddedTransaction {
 
     fn write(&self, f: impl FnOnce(&mut TxState) -> FdbResult<()>) {
         let mut st = self.lock();
-        let now = self.now();
-        if let Err(e) = st.check_usable(now).and_then(|()| f(&mut st)) {
+        if let Err(e) = st.check_usable_at(|| self.now()).and_then(|()| f(&mut st)) {
             st.defer(e);
         }
     }
@@ -532,7 +556,29 @@ impl<I: DoubleEndedIterator> Iterator for Directed<I> {
     }
 }
 
-type StoredResult = FdbResult<(Vec<u8>, Vec<u8>)>;
+type StoredResult = FdbResult<StoredRow>;
+
+/// One row of a merged read: still on its storage page, or made by this
+/// transaction's own writes.
+enum Row {
+    Stored(StoredRow),
+    Local(Vec<u8>, Vec<u8>),
+}
+
+impl Row {
+    fn key(&self) -> &[u8] {
+        match self {
+            Row::Stored(r) => r.key(),
+            Row::Local(k, _) => k,
+        }
+    }
+    fn value(&self) -> &[u8] {
+        match self {
+            Row::Stored(r) => r.value(),
+            Row::Local(_, v) => v,
+        }
+    }
+}
 
 impl<'a> Merged<'a> {
     fn new(
@@ -581,7 +627,7 @@ impl<'a> Merged<'a> {
     fn next_source(&mut self) -> Option<Ordering> {
         let rows = &mut self.stored;
         let stored = match self.stored_next.get_or_insert_with(|| rows.next()) {
-            Some(Ok((k, _))) => Some(k.as_slice()),
+            Some(Ok(row)) => Some(row.key()),
             Some(Err(_)) => return Some(Ordering::Less),
             None => None,
         };
@@ -600,30 +646,30 @@ impl<'a> Merged<'a> {
 }
 
 impl Iterator for Merged<'_> {
-    type Item = FdbResult<(Vec<u8>, Vec<u8>)>;
+    type Item = FdbResult<Row>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let Some(writes) = self.writes else {
-            return self.stored.next();
+            return Some(self.stored.next()?.map(Row::Stored));
         };
         loop {
             let (key, base, entry) = match self.next_source()? {
                 Ordering::Less => match self.next_stored()? {
                     Err(e) => return Some(Err(e)),
-                    Ok((k, v)) => {
-                        if writes.is_cleared(&k) {
+                    Ok(row) => {
+                        if writes.is_cleared(row.key()) {
                             continue;
                         }
-                        return Some(Ok((k, v)));
+                        return Some(Ok(Row::Stored(row)));
                     }
                 },
                 Ordering::Equal => {
-                    let (k, v) = match self.next_stored()? {
-                        Ok(kv) => kv,
+                    let row = match self.next_stored()? {
+                        Ok(row) => row,
                         Err(e) => return Some(Err(e)),
                     };
                     let (_, entry) = self.buffered.as_mut()?.next()?;
-                    (k, Some(v), entry)
+                    (row.key().to_vec(), Some(row.value().to_vec()), entry)
                 }
                 Ordering::Greater => {
                     let (k, entry) = self.buffered.as_mut()?.next()?;
@@ -636,7 +682,7 @@ impl Iterator for Merged<'_> {
                 Entry::Unreadable => return Some(Err(err(code::ACCESSED_UNREADABLE))),
             };
             if let Some(value) = value {
-                return Some(Ok((key, value)));
+                return Some(Ok(Row::Local(key, value)));
             }
         }
     }
@@ -698,6 +744,10 @@ impl Transaction for EmbeddedTransaction {
 
     fn set(&self, key: &[u8], value: &[u8]) {
         self.write(|st| {
+            if key == METADATA_VERSION_KEY {
+                // Only a versionstamp may be written there (FoundationDB's rule).
+                return Err(err(code::CLIENT_INVALID_OPERATION));
+            }
             check_write(key, value.len())?;
             st.writes.set(key, value);
             Ok(())
@@ -706,6 +756,9 @@ impl Transaction for EmbeddedTransaction {
 
     fn clear(&self, key: &[u8]) {
         self.write(|st| {
+            if key == METADATA_VERSION_KEY {
+                return Err(err(code::KEY_OUTSIDE_LEGAL_RANGE));
+            }
             legal_key(key)?;
             // No key that long can exist, so FoundationDB ignores the clear.
             if key.len() <= limits::MAX_KEY_SIZE {
@@ -728,6 +781,12 @@ impl Transaction for EmbeddedTransaction {
 
     fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
         self.write(|st| {
+            if key == METADATA_VERSION_KEY
+                && (op != MutationType::SetVersionstampedValue
+                    || param != METADATA_VERSION_REQUIRED_VALUE)
+            {
+                return Err(err(code::CLIENT_INVALID_OPERATION));
+            }
             match op {
                 MutationType::SetVersionstampedKey => {
                     let body = key
@@ -756,12 +815,25 @@ impl Transaction for EmbeddedTransaction {
         kind: ConflictRangeType,
     ) -> FdbResult<()> {
         let mut st = self.lock();
-        st.check_usable(self.now())?;
+        st.check_usable_at(|| self.now())?;
         if begin > end {
             return Err(err(code::INVERTED_RANGE));
         }
-        legal_range_end(end)?;
+        // The metadata version key's own range is the one legal range past `\xff`.
+        let metadata_version = begin >= METADATA_VERSION_KEY && end <= METADATA_VERSION_KEY_END;
+        if !metadata_version {
+            legal_range_end(end)?;
+        }
         match kind {
+            // A single key (`key`, `key\0`) goes with the point reads, which are
+            // cheaper to collect.
+            ConflictRangeType::Read
+                if end.len() == begin.len() + 1
+                    && end.starts_with(begin)
+                    && end.last() == Some(&0) =>
+            {
+                st.add_read_point(begin)
+            }
             ConflictRangeType::Read => st.reads.insert(begin, end),
             ConflictRangeType::Write => st.writes.write_conflicts.insert(begin, end),
         }
@@ -828,5 +900,9 @@ impl Transaction for EmbeddedTransaction {
 
     fn cancel(&self) {
         self.lock().status = Status::Cancelled;
+    }
+
+    fn store_state_cache(&self) -> Option<&crate::store::StoreStateCache> {
+        Some(&self.inner.engine.store_states)
     }
 }
