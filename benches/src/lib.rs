@@ -21,10 +21,12 @@
 //! zero-copy variants, reported as a reference floor.
 //!
 //! `benches/engine.rs` runs them under criterion; the `engine-report` binary runs them
-//! interleaved in one process and prints the comparison table.
+//! interleaved in one process and prints the comparison table. The record layer's
+//! workloads live in [`records`] (`benches/record_layer.rs`, the `report` bin).
 
 mod backends;
 pub mod machine;
+pub mod records;
 
 pub use backends::{EngineBackend, RedbBackend};
 

@@ -126,6 +126,65 @@ fn each_limit_reports_its_reason() {
 }
 
 #[test]
+fn a_return_limit_counts_items_before_a_later_filter_and_after_an_earlier_one() {
+    block_on(async {
+        let (db, md) = setup(10).await;
+        let plan = RecordScan::new(RecordRange::all());
+        let tx = db.create_transaction().unwrap();
+        let store = RecordStore::open(&tx, subspace(), md.clone())
+            .await
+            .unwrap();
+        let even = |r: &StoredRecord| pk_int(&r.primary_key) % 2 == 0;
+        // Limit, then filter: four records read, the even ones among them returned.
+        let page = store
+            .execute(&plan, &ExecuteOptions::new().return_limit(4))
+            .unwrap()
+            .filter(even)
+            .collect_page()
+            .await
+            .unwrap();
+        assert_eq!(ids(&page.items), vec![0, 2]);
+        assert_eq!(page.reason, NoNextReason::ReturnLimitReached);
+        let rest = store
+            .execute(
+                &plan,
+                &ExecuteOptions::new().continuation(Some(page.continuation)),
+            )
+            .unwrap()
+            .collect_page()
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&rest.items),
+            vec![4, 5, 6, 7, 8, 9],
+            "resumes after the 4th"
+        );
+        // Filter, then limit (twice: the smaller wins): four even records.
+        let page = store
+            .execute(&plan, &ExecuteOptions::new())
+            .unwrap()
+            .filter(even)
+            .limit(6)
+            .limit(4)
+            .collect_page()
+            .await
+            .unwrap();
+        assert_eq!(ids(&page.items), vec![0, 2, 4, 6]);
+        assert_eq!(page.reason, NoNextReason::ReturnLimitReached);
+        // A limit of zero reads nothing and resumes where it started.
+        let none = store
+            .execute(&plan, &ExecuteOptions::new().return_limit(0))
+            .unwrap()
+            .collect_page()
+            .await
+            .unwrap();
+        assert!(none.items.is_empty());
+        assert_eq!(none.reason, NoNextReason::ReturnLimitReached);
+        assert!(!none.continuation.is_end());
+    });
+}
+
+#[test]
 fn a_filter_that_rejects_everything_still_makes_progress() {
     block_on(async {
         let (db, md) = setup(20).await;

@@ -626,7 +626,7 @@ fn retries_after_commit_unknown_result_never_double_count() {
             let mut exp_tiers: BTreeMap<i64, i64> = (0..3).map(|g| (g, 0)).collect();
             let mut users = 0;
             for r in &stored {
-                if r.record_type == ORDER {
+                if &*r.record_type == ORDER {
                     let o: Order = r.to_record().unwrap();
                     *exp_sums.get_mut(&o.user_id).unwrap() += o.delta;
                 } else {
@@ -660,7 +660,7 @@ fn retries_after_commit_unknown_result_never_double_count() {
                 "seed {seed}"
             );
             for r in &stored {
-                if r.record_type == ORDER {
+                if &*r.record_type == ORDER {
                     let o: Order = r.to_record().unwrap();
                     assert_eq!(model.orders.get(&o.order_id), Some(&o), "seed {seed}");
                 } else {

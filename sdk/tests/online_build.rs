@@ -114,7 +114,7 @@ async fn recount(
     .unwrap();
     let (mut sums, mut counts) = (BTreeMap::new(), BTreeMap::new());
     for r in &records {
-        if r.record_type == ORDER {
+        if &*r.record_type == ORDER {
             let o: Order = r.to_record().unwrap();
             *sums.entry(o.user_id).or_insert(0) += o.delta;
         } else {

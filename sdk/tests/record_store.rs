@@ -71,7 +71,7 @@ fn save_load_exists_delete_and_count() {
         .unwrap();
         assert_eq!(loaded, Some(alice.clone()));
         let dynamic = dynamic.unwrap();
-        assert_eq!(dynamic.record_type, USER);
+        assert_eq!(&*dynamic.record_type, USER);
         assert!(dynamic.version.unwrap().is_complete());
         assert!(exists && !missing);
         assert_eq!(count, 1);

@@ -21,34 +21,19 @@
 
 use fdb_records::backend::embedded::EmbeddedDatabase;
 use fdb_records::cursor::{Continuation, ExecuteOptions, NoNextReason, RecordScan, ScanLimits};
-use fdb_records::key_expression::{empty, field, KeyTuple};
-use fdb_records::kv::{
-    key_after, ConflictRangeType, Database, MutationType, RangeOption, Transaction,
-    METADATA_VERSION_KEY,
-};
+use fdb_records::kv::{Database, Transaction};
 use fdb_records::layout::StoreLayout;
-use fdb_records::metadata::{Index, IndexType, RecordMetaData, RecordTypeDef};
 use fdb_records::store::{RecordRange, RecordStore, RecordStoreError};
-use foundationdb_tuple::{Element, Subspace, Versionstamp};
+use foundationdb_tuple::{Element, Subspace};
 use futures::executor::block_on;
 use futures::StreamExt;
 use prost::Message;
-use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
-use std::ops::Bound;
+use prost_reflect::DynamicMessage;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const USER: &str = "examples.users.User";
-
-/// The example schema's generated types (`build.rs`). Metadata is built from the same
-/// pool, so typed and dynamic loads see one record type.
-mod schema {
-    fdb_records::include_record_protos!();
-}
-use schema::examples::users::User;
-use schema::DESCRIPTOR_POOL;
-const CITIES: [&str; 4] = ["Paris", "London", "Lisbon", "Oslo"];
+use benches::records::{bulk_load, metadata, raw_save_one, save_one, User, Users};
 
 struct Cfg {
     quick: bool,
@@ -88,69 +73,6 @@ impl Cfg {
     /// Whether section `name` runs (all do without `--only`).
     fn runs(&self, name: &str) -> bool {
         self.only.as_deref().is_none_or(|o| o == name)
-    }
-}
-
-fn metadata(value_indexes: bool, count_index: bool) -> Arc<RecordMetaData> {
-    let mut b = RecordMetaData::builder(DESCRIPTOR_POOL.clone())
-        .record_type(RecordTypeDef::new(USER).primary_key(field("id")));
-    if value_indexes {
-        b = b
-            .index(
-                Index::new(
-                    "by_city",
-                    IndexType::Value,
-                    field("address").nest(field("city")),
-                )
-                .on(USER),
-            )
-            .index(Index::new("by_tier", IndexType::Value, field("tier")).on(USER));
-    }
-    if count_index {
-        b = b.index(
-            Index::new(
-                "per_tier",
-                IndexType::Count,
-                empty().group_by(field("tier")),
-            )
-            .on(USER),
-        );
-    }
-    Arc::new(b.build().unwrap())
-}
-
-struct Users {
-    user: MessageDescriptor,
-    address: MessageDescriptor,
-}
-
-impl Users {
-    fn new() -> Self {
-        let pool = DESCRIPTOR_POOL.clone();
-        Users {
-            user: pool.get_message_by_name(USER).unwrap(),
-            address: pool.get_message_by_name("examples.users.Address").unwrap(),
-        }
-    }
-    fn tier(id: i64) -> i32 {
-        (id % 3) as i32
-    }
-    fn city(id: i64) -> &'static str {
-        CITIES[(id as usize) % CITIES.len()]
-    }
-    fn make(&self, id: i64, tier: i32) -> DynamicMessage {
-        let mut m = DynamicMessage::new(self.user.clone());
-        m.set_field_by_name("id", Value::I64(id));
-        m.set_field_by_name("email", Value::String(format!("user{id}@example.com")));
-        m.set_field_by_name("name", Value::String(format!("User {id}")));
-        m.set_field_by_name("tier", Value::EnumNumber(tier));
-        let mut a = DynamicMessage::new(self.address.clone());
-        a.set_field_by_name("city", Value::String(Self::city(id).into()));
-        m.set_field_by_name("address", Value::Message(a));
-        m
-    }
-    fn user(&self, id: i64) -> DynamicMessage {
-        self.make(id, Self::tier(id))
     }
 }
 
@@ -194,104 +116,6 @@ fn compare(
 
 fn open_disk(dir: &std::path::Path, name: &str) -> EmbeddedDatabase {
     EmbeddedDatabase::open(dir.join(name)).unwrap()
-}
-
-fn bulk_load(
-    db: &EmbeddedDatabase,
-    subspace: &Subspace,
-    md: &Arc<RecordMetaData>,
-    users: &Users,
-    ids: std::ops::Range<i64>,
-) {
-    block_on(async {
-        let ids: Vec<i64> = ids.collect();
-        for chunk in ids.chunks(5_000) {
-            let tx = db.create_transaction().unwrap();
-            let store = RecordStore::open(&tx, subspace.clone(), md.clone())
-                .await
-                .unwrap();
-            for id in chunk {
-                store
-                    .save_dynamic(&users.user(*id), Default::default())
-                    .await
-                    .unwrap();
-            }
-            drop(store);
-            tx.commit().await.unwrap();
-        }
-    });
-}
-
-/// One record saved through the store, in its own transaction.
-fn save_one(
-    db: &EmbeddedDatabase,
-    subspace: &Subspace,
-    md: &Arc<RecordMetaData>,
-    msg: &DynamicMessage,
-) {
-    block_on(async {
-        let tx = db.create_transaction().unwrap();
-        let store = RecordStore::open(&tx, subspace.clone(), md.clone())
-            .await
-            .unwrap();
-        store.save_dynamic(msg, Default::default()).await.unwrap();
-        drop(store);
-        tx.commit().await.unwrap();
-    })
-}
-
-/// The key-value operations of `save_one` with metadata(true, true), written by hand.
-fn raw_save_one(
-    db: &EmbeddedDatabase,
-    layout: &StoreLayout,
-    msg: &DynamicMessage,
-    id: i64,
-    tier: i32,
-) {
-    block_on(async {
-        let tx = db.create_transaction().unwrap();
-        // What opening a cached store does: a snapshot read of the metadata version
-        // key and read conflicts on the header key and the index states.
-        let _ = tx.get(METADATA_VERSION_KEY, true).await.unwrap();
-        let header = layout.header_key();
-        tx.add_conflict_range(&header, &key_after(&header), ConflictRangeType::Read)
-            .unwrap();
-        let (b, e) = layout.index_states().range();
-        tx.add_conflict_range(&b, &e, ConflictRangeType::Read)
-            .unwrap();
-        // The old record, then the new one, its version, entries and counts.
-        let pk = [Element::Int(id)];
-        let (b, e) = layout.record(&pk).range();
-        let _ = tx
-            .get_range(&RangeOption::from_keys(&b, &e), 1, false)
-            .await
-            .unwrap();
-        tx.clear_range(&b, &e);
-        tx.set(&layout.record_key(&pk, 0), &msg.encode_to_vec());
-        let version = foundationdb_tuple::pack_with_versionstamp(&(Versionstamp::incomplete(0),));
-        tx.atomic_op(
-            &layout.record_version_key(&pk),
-            &version,
-            MutationType::SetVersionstampedValue,
-        );
-        let city = Element::String(Users::city(id).into());
-        tx.set(&layout.index_entry_key("by_city", &[city], &pk), b"");
-        tx.set(
-            &layout.index_entry_key("by_tier", &[Element::Int(tier.into())], &pk),
-            b"",
-        );
-        tx.atomic_op(
-            &layout.index_group_key("per_tier", &[Element::Int(tier.into())]),
-            &1i64.to_le_bytes(),
-            MutationType::Add,
-        );
-        tx.atomic_op(
-            &layout.record_count_key(),
-            &1i64.to_le_bytes(),
-            MutationType::Add,
-        );
-        tx.commit().await.unwrap();
-    })
 }
 
 struct Row {
@@ -383,7 +207,7 @@ fn main() {
             },
             || {
                 b += 1;
-                raw_raw(&db, &raw_layout, &users, b);
+                raw_save_one(&db, &raw_layout, &users, b);
                 1
             },
         );
@@ -797,26 +621,8 @@ fn main() {
             &cfg,
             || {
                 let after = rnd();
-                block_on(async {
-                    let tx = db.create_transaction().unwrap();
-                    let store = RecordStore::open(&tx, ss.clone(), md2.clone())
-                        .await
-                        .unwrap();
-                    let range = RecordRange {
-                        low: Bound::Excluded(vec![Element::Int(after)] as KeyTuple),
-                        high: Bound::Unbounded,
-                    };
-                    let page = store
-                        .execute(
-                            &RecordScan::new(range),
-                            &ExecuteOptions::new().return_limit(100),
-                        )
-                        .unwrap()
-                        .collect_page()
-                        .await
-                        .unwrap();
-                    assert!(!page.items.is_empty());
-                });
+                let page = benches::records::page(&db, &ss, &md2, after, 100);
+                assert!(!page.items.is_empty());
                 1
             },
             || {
@@ -997,8 +803,4 @@ fn main() {
         "Command: `{command}`\n\nMachine: {}\n\n{table}",
         benches::machine::describe()
     );
-}
-
-fn raw_raw(db: &EmbeddedDatabase, layout: &StoreLayout, users: &Users, id: i64) {
-    raw_save_one(db, layout, &users.user(id), id, Users::tier(id));
 }

@@ -717,7 +717,7 @@ fn range_result(batch: &fdb::future::FdbValues, limit: Option<usize>) -> RangeRe
         .iter()
         .map(|kv| kv.key().len() + kv.value().len())
         .sum();
-    let mut rows = BatchBuilder::new(batch.len(), bytes);
+    let mut rows = BatchBuilder::exact(batch.len(), bytes);
     for kv in batch.iter() {
         rows.push(kv.key(), kv.value());
     }

@@ -278,10 +278,16 @@ impl Limiter {
     }
     /// Counts one key-value read.
     pub(crate) fn record(&self, key: &[u8], value: &[u8]) {
-        self.inner.keys.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .bytes
-            .fetch_add(key.len() + value.len(), Ordering::Relaxed);
+        // Plain loads and stores, not read-modify-writes: the scans sharing a limiter
+        // belong to one cursor, which one task polls at a time, and this runs per key.
+        let inner = &self.inner;
+        inner
+            .keys
+            .store(inner.keys.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        inner.bytes.store(
+            inner.bytes.load(Ordering::Relaxed) + key.len() + value.len(),
+            Ordering::Relaxed,
+        );
     }
     /// The cursor's return limit, if it has one.
     pub(crate) fn expected_items(&self) -> Option<usize> {
@@ -390,6 +396,11 @@ pub struct Cursor<T> {
     position: Position,
     end: Option<NoNextReason>,
     finished: bool,
+    /// At most this many items will come (a return limit): pages are sized for it.
+    at_most: Option<usize>,
+    /// Items a return limit applied last still allows: counted here rather than by a
+    /// wrapping stream (see [`Cursor::limit`]).
+    remaining: Option<usize>,
 }
 
 impl<T> fmt::Debug for Cursor<T> {
@@ -418,6 +429,8 @@ impl<T: Send + 'static> Cursor<T> {
             position: start,
             end: None,
             finished: false,
+            at_most: None,
+            remaining: None,
         }
     }
 
@@ -434,7 +447,8 @@ impl<T: Send + 'static> Cursor<T> {
 
     /// Reads the cursor to its end.
     pub async fn collect_page(mut self) -> Result<Page<T>, CursorError> {
-        let mut items = Vec::new();
+        // Sized once when a return limit says how many items can come.
+        let mut items = Vec::with_capacity(self.at_most.unwrap_or(0).min(MAX_PRESIZED_PAGE));
         while let Some(item) = self.next().await {
             items.push(item?);
         }
@@ -518,21 +532,33 @@ impl<T: Send + 'static> Cursor<T> {
 
     /// Returns at most `n` items, then ends with
     /// [`NoNextReason::ReturnLimitReached`] without reading further.
-    pub fn limit(self, n: usize) -> Cursor<T> {
-        let start = self.position.clone();
-        self.rewrap(move |steps| limit_steps(steps, n, start))
+    pub fn limit(mut self, n: usize) -> Cursor<T> {
+        let n = self.remaining.map_or(n, |r| r.min(n));
+        self.remaining = Some(n);
+        self.at_most = Some(self.at_most.map_or(n, |m| m.min(n)));
+        self
     }
 
     fn rewrap<U: Send + 'static>(self, f: impl FnOnce(Steps<T>) -> Steps<U>) -> Cursor<U> {
+        // A limit counted by the cursor applies before the new combinator.
+        let steps = match self.remaining {
+            Some(n) => limit_steps(self.steps, n, self.position.clone()),
+            None => self.steps,
+        };
         Cursor {
-            steps: f(self.steps),
+            steps: f(steps),
             binding: self.binding,
             position: self.position,
             end: self.end,
             finished: self.finished,
+            at_most: self.at_most,
+            remaining: None,
         }
     }
 }
+
+/// Largest page [`Cursor::collect_page`] makes room for up front.
+const MAX_PRESIZED_PAGE: usize = 1024;
 
 fn limit_steps<T: Send + 'static>(steps: Steps<T>, n: usize, start: Position) -> Steps<T> {
     stream::unfold(
@@ -568,10 +594,19 @@ impl<T: Send + 'static> Stream for Cursor<T> {
         if self.finished {
             return Poll::Ready(None);
         }
+        if self.remaining == Some(0) {
+            // Ends after the last item returned, without reading further.
+            self.end = Some(NoNextReason::ReturnLimitReached);
+            self.finished = true;
+            return Poll::Ready(None);
+        }
         match self.steps.poll_next_unpin(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(Step::Item(item, p)))) => {
                 self.position = p;
+                if let Some(n) = self.remaining.as_mut() {
+                    *n -= 1;
+                }
                 Poll::Ready(Some(Ok(item)))
             }
             Poll::Ready(Some(Ok(Step::End(reason, p)))) => {

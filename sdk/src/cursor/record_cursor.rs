@@ -5,7 +5,6 @@ use super::{check_in_range, exhausted, CursorError, Limiter, NoNextReason, ScanP
 use crate::kv::{key_after, Bytes, FdbResult, KeyValue, RangeOption, Transaction};
 use crate::store::{RawRecord, RecordRange, RecordStore, StoredRecord};
 use futures::stream::{self, StreamExt};
-use std::collections::VecDeque;
 
 /// Reads a key range in growing batches, seeking from the last key read, within the
 /// cursor's key budget (plus one key of look-ahead).
@@ -18,7 +17,8 @@ pub(crate) struct KvReader<T: Transaction> {
     /// first read from the cursor's return limit.
     keys_per_item: usize,
     iteration: usize,
-    buffer: VecDeque<KeyValue>,
+    /// The rest of the last batch read (taken as is: no copy into another buffer).
+    buffer: std::iter::Peekable<std::vec::IntoIter<KeyValue>>,
     exhausted: bool,
     limiter: Limiter,
 }
@@ -40,7 +40,7 @@ impl<T: Transaction> KvReader<T> {
             reverse,
             keys_per_item,
             iteration: 1,
-            buffer: VecDeque::new(),
+            buffer: Vec::new().into_iter().peekable(),
             exhausted,
             limiter,
         }
@@ -85,21 +85,21 @@ impl<T: Transaction> KvReader<T> {
         }
         self.exhausted = batch.key_values.is_empty()
             || (!batch.more && batch_limit.is_none_or(|l| batch.key_values.len() < l));
-        self.buffer.extend(batch.key_values);
+        self.buffer = batch.key_values.into_iter().peekable();
         Ok(())
     }
 
     /// The next key-value, without consuming it.
     pub(crate) async fn peek(&mut self) -> FdbResult<Option<&KeyValue>> {
-        if self.buffer.is_empty() && !self.exhausted {
+        if self.buffer.peek().is_none() && !self.exhausted {
             self.fetch().await?;
         }
-        Ok(self.buffer.front())
+        Ok(self.buffer.peek())
     }
 
     /// Consumes the key-value [`peek`](Self::peek) returned, counting it as read.
     pub(crate) fn pop(&mut self) -> Option<KeyValue> {
-        let kv = self.buffer.pop_front()?;
+        let kv = self.buffer.next()?;
         self.limiter.record(&kv.key, &kv.value);
         Some(kv)
     }
@@ -266,7 +266,7 @@ impl<T: Transaction> RecordScanState<T> {
             if self
                 .record_type
                 .as_ref()
-                .is_some_and(|t| *t != record.record_type)
+                .is_some_and(|t| **t != *record.record_type)
             {
                 continue;
             }
@@ -294,11 +294,7 @@ impl<T: Transaction> RecordScanState<T> {
                 None => {
                     let (pk, pk_bytes, part) = self.store.parse_record_key(&kv.key)?;
                     let kv = self.reader.pop().expect("peeked");
-                    let mut raw = RawRecord {
-                        primary_key: pk,
-                        parts: Vec::with_capacity(1),
-                        version: None,
-                    };
+                    let mut raw = RawRecord::new(pk);
                     raw.add_part(part, kv.value)?;
                     current = Some((pk_bytes, raw));
                 }

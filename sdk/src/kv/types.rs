@@ -44,46 +44,94 @@ impl std::fmt::Debug for KeyValue {
 }
 
 /// Builds one range-read batch: rows copied end to end into one buffer that the
-/// returned keys and values share.
+/// returned keys and values share. Each row is preceded by its key and value lengths,
+/// so that no separate table of offsets is needed: every large allocation costs the
+/// allocator a sweep of its free lists, and a batch makes two (the buffer, the rows).
 pub(crate) struct BatchBuilder {
     bytes: Vec<u8>,
-    /// Where each row's key starts, its value starts, and its value ends.
-    rows: Vec<(usize, usize, usize)>,
+    rows: usize,
 }
 
 /// Bytes a batch's buffer makes room for per expected row (doubling when rows are
 /// larger): growing a large buffer copies it, so it is better sized once.
 const BYTES_PER_ROW: usize = 128;
+/// Per-row header: key length and value length, `u32` each.
+const ROW_HEADER: usize = 8;
 
 impl BatchBuilder {
     /// A batch expected to hold about `rows` rows and at most `max_bytes` bytes.
     pub(crate) fn new(rows: usize, max_bytes: usize) -> Self {
+        let max_bytes = max_bytes.saturating_add(rows.saturating_mul(ROW_HEADER));
+        Self::with_capacity(rows.saturating_mul(BYTES_PER_ROW).min(max_bytes))
+    }
+    /// A batch whose rows take exactly `bytes` bytes of keys and values in `rows` rows.
+    #[cfg_attr(not(any(feature = "fdb", feature = "fdb-7_4")), allow(dead_code))]
+    pub(crate) fn exact(rows: usize, bytes: usize) -> Self {
+        Self::with_capacity(bytes + rows * ROW_HEADER)
+    }
+    fn with_capacity(capacity: usize) -> Self {
         BatchBuilder {
-            bytes: Vec::with_capacity(rows.saturating_mul(BYTES_PER_ROW).min(max_bytes)),
-            rows: Vec::with_capacity(rows),
+            bytes: Vec::with_capacity(capacity),
+            rows: 0,
         }
     }
     pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) {
-        let start = self.bytes.len();
+        // Keys (10 kB) and values (100 kB) are far below `u32::MAX`.
+        self.bytes
+            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(key);
         self.bytes.extend_from_slice(value);
-        self.rows.push((start, start + key.len(), self.bytes.len()));
+        self.rows += 1;
     }
     pub(crate) fn rows(&self) -> usize {
-        self.rows.len()
+        self.rows
     }
+    /// Bytes of keys and values so far (FoundationDB's batch byte accounting).
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes.len()
+        self.bytes.len() - self.rows * ROW_HEADER
     }
     pub(crate) fn finish(self) -> Vec<KeyValue> {
+        let mut key_values = Vec::with_capacity(self.rows);
         let shared = Bytes::from(self.bytes);
-        self.rows
-            .into_iter()
-            .map(|(k, v, end)| KeyValue {
-                key: shared.slice(k..v),
-                value: shared.slice(v..end),
-            })
-            .collect()
+        let mut at = 0;
+        while at < shared.len() {
+            let len = |i: usize| {
+                u32::from_le_bytes(shared[i..i + 4].try_into().expect("4 bytes")) as usize
+            };
+            let (key_len, value_len) = (len(at), len(at + 4));
+            let key = at + ROW_HEADER;
+            let value = key + key_len;
+            at = value + value_len;
+            key_values.push(KeyValue {
+                key: shared.slice(key..value),
+                value: shared.slice(value..at),
+            });
+        }
+        key_values
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_returns_its_rows_in_order_sharing_one_buffer() {
+        let mut batch = BatchBuilder::new(2, 1 << 20);
+        batch.push(b"a", b"");
+        batch.push(b"", b"value");
+        batch.push(b"key", b"v");
+        assert_eq!((batch.rows(), batch.bytes()), (3, 10));
+        let rows = batch.finish();
+        let pairs: Vec<(&[u8], &[u8])> =
+            rows.iter().map(|kv| (&kv.key[..], &kv.value[..])).collect();
+        assert_eq!(
+            pairs,
+            [(&b"a"[..], &b""[..]), (b"", b"value"), (b"key", b"v")]
+        );
+        assert!(BatchBuilder::exact(0, 0).finish().is_empty());
     }
 }
 

@@ -31,6 +31,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, Ref
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Validated record metadata; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -56,9 +57,29 @@ pub struct RecordType {
     pub primary_key: KeyExpression,
     /// Explicit record type key, if one was set (see [`RecordType::record_type_key`]).
     pub explicit_type_key: Option<i64>,
+    /// `name`, shared by every record loaded of this type (no copy per record).
+    shared_name: Arc<str>,
 }
 
 impl RecordType {
+    pub(crate) fn new(
+        name: String,
+        descriptor: MessageDescriptor,
+        primary_key: KeyExpression,
+        explicit_type_key: Option<i64>,
+    ) -> Self {
+        RecordType {
+            shared_name: name.as_str().into(),
+            name,
+            descriptor,
+            primary_key,
+            explicit_type_key,
+        }
+    }
+    /// The name as stored records share it.
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
+        &self.shared_name
+    }
     /// The value of [`KeyExpression::RecordTypeKey`] for this type: the explicit integer
     /// key if set (compact; recommended when primary keys start with the type key),
     /// otherwise the type's full name.
@@ -142,6 +163,10 @@ pub struct Index {
 }
 
 impl Index {
+    /// Whether the index covers records of `record_type` (a fully-qualified name).
+    pub fn covers(&self, record_type: &str) -> bool {
+        self.record_types.iter().any(|t| t == record_type)
+    }
     /// A new index over no record types yet: add them with [`Index::on`].
     pub fn new(name: impl Into<String>, index_type: IndexType, expression: KeyExpression) -> Self {
         Index {
@@ -403,12 +428,12 @@ fn validate_record_type(
     if columns.is_empty() {
         return Err(MetaDataError::EmptyPrimaryKey { record_type });
     }
-    Ok(RecordType {
-        name: def.name,
+    Ok(RecordType::new(
+        def.name,
         descriptor,
         primary_key,
-        explicit_type_key: def.type_key,
-    })
+        def.type_key,
+    ))
 }
 
 fn validate_index(

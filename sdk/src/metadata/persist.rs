@@ -96,12 +96,8 @@ impl RecordMetaData {
                 .ok_or_else(|| MetaDataError::PrimaryKeyMissing {
                     record_type: t.name.clone(),
                 })?;
-            let record_type = RecordType {
-                name: t.name.clone(),
-                descriptor,
-                primary_key,
-                explicit_type_key: t.record_type_key,
-            };
+            let record_type =
+                RecordType::new(t.name.clone(), descriptor, primary_key, t.record_type_key);
             if record_types.insert(t.name.clone(), record_type).is_some() {
                 return Err(MetaDataError::DuplicateRecordType { name: t.name });
             }

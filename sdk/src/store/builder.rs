@@ -273,7 +273,7 @@ impl<D: Database> OnlineIndexBuilder<D> {
         for raw in scan.records {
             let record = store.decode(raw)?;
             last = Some(record.primary_key.clone());
-            if !index.record_types.contains(&record.record_type) {
+            if !index.covers(&record.record_type) {
                 continue;
             }
             let record_type = store

@@ -322,7 +322,7 @@ impl StoreChecker {
         };
         let tx = store.transaction();
         for index in readable {
-            if !index.record_types.contains(&record.record_type) {
+            if !index.covers(&record.record_type) {
                 continue;
             }
             if index.index_type.is_aggregate() {
@@ -532,7 +532,7 @@ fn expected_keys<T: Transaction>(
     index: &Index,
     record: &super::StoredRecord,
 ) -> Result<BTreeSet<Vec<u8>>> {
-    if !index.record_types.contains(&record.record_type) {
+    if !index.covers(&record.record_type) {
         return Ok(BTreeSet::new());
     }
     let record_type = store

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use prost_reflect::DynamicMessage;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 type Result<T, E = RecordStoreError> = std::result::Result<T, E>;
@@ -40,8 +41,8 @@ pub enum RecordExistence {
 #[derive(Clone, Debug)]
 pub struct StoredRecord {
     pub primary_key: KeyTuple,
-    /// Fully-qualified record type name.
-    pub record_type: String,
+    /// Fully-qualified record type name (shared with the metadata: no copy per record).
+    pub record_type: Arc<str>,
     pub message: DynamicMessage,
     /// The record's version; incomplete if it was saved in this transaction.
     pub version: Option<RecordVersion>,
@@ -140,19 +141,55 @@ impl ScanOptions {
 pub(crate) struct RawRecord {
     pub primary_key: KeyTuple,
     /// Data parts as (suffix, value), in the order read (the version suffix removed).
-    pub parts: Vec<(i64, Bytes)>,
+    parts: Parts,
     pub version: Option<RecordVersion>,
 }
 
+/// A record's data parts: almost always exactly one, which needs no list.
+#[derive(Clone, Debug, Default)]
+enum Parts {
+    #[default]
+    None,
+    One(i64, Bytes),
+    Many(Vec<(i64, Bytes)>),
+}
+
 impl RawRecord {
+    pub(crate) fn new(primary_key: KeyTuple) -> Self {
+        RawRecord {
+            primary_key,
+            parts: Parts::None,
+            version: None,
+        }
+    }
+
     /// Adds the value read at the record's key with suffix `part`.
     pub(crate) fn add_part(&mut self, part: i64, value: Bytes) -> Result<()> {
         if part == suffix::VERSION {
             self.version = Some(decode_version(&self.primary_key, &value)?);
-        } else {
-            self.parts.push((part, value));
+            return Ok(());
         }
+        self.parts = match std::mem::take(&mut self.parts) {
+            Parts::None => Parts::One(part, value),
+            Parts::One(first, v) => Parts::Many(vec![(first, v), (part, value)]),
+            Parts::Many(mut parts) => {
+                parts.push((part, value));
+                Parts::Many(parts)
+            }
+        };
         Ok(())
+    }
+
+    /// The record's stored bytes and how many keys they came from (the parts are
+    /// taken).
+    fn assemble(&mut self) -> Result<(Bytes, usize)> {
+        let parts = match std::mem::take(&mut self.parts) {
+            Parts::One(suffix::UNSPLIT, bytes) => return Ok((bytes, 1)),
+            Parts::None => Vec::new(),
+            Parts::One(part, value) => vec![(part, value)],
+            Parts::Many(parts) => parts,
+        };
+        assemble(&self.primary_key, parts)
     }
 }
 
@@ -180,6 +217,8 @@ struct Local {
 struct Shared<T: Transaction> {
     tx: T,
     local: Mutex<Local>,
+    /// Whether `local.saved` ever held a version (set under the lock, before insert).
+    saved_any: AtomicBool,
 }
 
 impl<T: Transaction> Shared<T> {
@@ -289,6 +328,7 @@ impl<T: Transaction> RecordStore<T> {
             shared: Arc::new(Shared {
                 tx: tx.clone(),
                 local: Mutex::new(Local::default()),
+                saved_any: AtomicBool::new(false),
             }),
             layout: opened.layout,
             metadata,
@@ -334,6 +374,10 @@ impl<T: Transaction> RecordStore<T> {
     /// The version of a record saved through this handle in this transaction (by
     /// primary-key bytes): scans report it in place of the stored one.
     pub(crate) fn local_version(&self, pk_bytes: &[u8]) -> Option<RecordVersion> {
+        if !self.shared.saved_any.load(Ordering::Relaxed) {
+            // Scans ask for every record; most transactions that scan saved nothing.
+            return None;
+        }
         self.local().saved.get(pk_bytes).copied()
     }
 
@@ -437,6 +481,7 @@ impl<T: Transaction> RecordStore<T> {
         {
             let mut local = self.local();
             local.next_order += 1;
+            self.shared.saved_any.store(true, Ordering::Relaxed);
             local.saved.insert(layout::primary_key_bytes(&pk), version);
             let value =
                 foundationdb_tuple::pack_with_versionstamp(&(Versionstamp::incomplete(order),));
@@ -614,8 +659,8 @@ impl<T: Transaction> RecordStore<T> {
         // A split record, or none (see `load_dynamic`).
         let pk = owned(pk);
         match self.read_raw(&pk, false).await? {
-            Some(raw) => {
-                let (bytes, _) = assemble(&raw.primary_key, raw.parts)?;
+            Some(mut raw) => {
+                let (bytes, _) = raw.assemble()?;
                 Ok(Some(self.decode_typed(&pk, &bytes)?))
             }
             None => Ok(None),
@@ -749,14 +794,7 @@ impl<T: Transaction> RecordStore<T> {
                             break 'scan;
                         }
                     }
-                    current = Some((
-                        pk_bytes,
-                        RawRecord {
-                            primary_key: pk,
-                            parts: Vec::new(),
-                            version: None,
-                        },
-                    ));
+                    current = Some((pk_bytes, RawRecord::new(pk)));
                 }
                 let (_, raw) = current.as_mut().expect("set above");
                 raw.add_part(part, kv.value)?;
@@ -846,8 +884,8 @@ impl<T: Transaction> RecordStore<T> {
     }
 
     /// Reassembles and decodes raw parts.
-    pub(crate) fn decode(&self, raw: RawRecord) -> Result<StoredRecord> {
-        let (bytes, values) = assemble(&raw.primary_key, raw.parts)?;
+    pub(crate) fn decode(&self, mut raw: RawRecord) -> Result<StoredRecord> {
+        let (bytes, values) = raw.assemble()?;
         self.decode_bytes(raw.primary_key, &bytes, values, raw.version)
     }
 
@@ -863,7 +901,7 @@ impl<T: Transaction> RecordStore<T> {
         let message = DynamicMessage::decode(record_type.descriptor.clone(), message)
             .map_err(|e| corrupt(&primary_key, e.to_string()))?;
         Ok(StoredRecord {
-            record_type: record_type.name.clone(),
+            record_type: record_type.shared_name().clone(),
             message,
             version,
             size: bytes.len(),
@@ -944,7 +982,7 @@ fn covered<'r>(
     index: &crate::metadata::Index,
     record: Option<IndexRecord<'r>>,
 ) -> Option<IndexRecord<'r>> {
-    record.filter(|r| index.record_types.contains(&r.record_type.name))
+    record.filter(|r| index.covers(&r.record_type.name))
 }
 
 fn owned(pk: &[Element<'_>]) -> KeyTuple {
