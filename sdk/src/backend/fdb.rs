@@ -48,7 +48,7 @@
 use crate::kv::types::BatchBuilder;
 use crate::kv::{
     self, code, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector, MutationType,
-    RangeOption, RangeResult, StreamingMode, TransactionOption,
+    RangeBatch, RangeOption, RangeResult, StreamingMode, TransactionOption,
 };
 use crate::store::StoreStateCache;
 use foundationdb as fdb;
@@ -481,6 +481,16 @@ impl kv::Transaction for FdbTransaction {
         iteration: usize,
         snapshot: bool,
     ) -> impl Future<Output = FdbResult<RangeResult>> + Send {
+        let batch = self.get_range_batch(range, iteration, snapshot);
+        async move { Ok(batch.await?.into_result()) }
+    }
+
+    fn get_range_batch(
+        &self,
+        range: &RangeOption,
+        iteration: usize,
+        snapshot: bool,
+    ) -> impl Future<Output = FdbResult<RangeBatch>> + Send {
         let limit = range.limit;
         let pending = self.lock().with_tx(true, |tr| {
             fits(&[&range.begin.key, &range.end.key])?;
@@ -488,9 +498,9 @@ impl kv::Transaction for FdbTransaction {
         });
         async move {
             match pending? {
-                Some(batch) => Ok(range_result(&batch.await.map_err(fdb_error)?, limit)),
+                Some(batch) => Ok(range_batch(&batch.await.map_err(fdb_error)?, limit)),
                 // A zero limit: nothing to read (FoundationDB would read 0 as "no limit").
-                None => Ok(RangeResult::default()),
+                None => Ok(RangeBatch::default()),
             }
         }
     }
@@ -710,9 +720,10 @@ fn range_option(range: &RangeOption) -> Option<fdb::RangeOption<'_>> {
     })
 }
 
-/// One batch as ours. FoundationDB reports `more` when the row limit cut the batch
-/// short; the trait's `more` only counts rows within the limit.
-fn range_result(batch: &fdb::future::FdbValues, limit: Option<usize>) -> RangeResult {
+/// One batch as ours, copied once out of the client's memory. FoundationDB reports
+/// `more` when the row limit cut the batch short; the trait's `more` only counts rows
+/// within the limit.
+fn range_batch(batch: &fdb::future::FdbValues, limit: Option<usize>) -> RangeBatch {
     let bytes = batch
         .iter()
         .map(|kv| kv.key().len() + kv.value().len())
@@ -721,9 +732,8 @@ fn range_result(batch: &fdb::future::FdbValues, limit: Option<usize>) -> RangeRe
     for kv in batch.iter() {
         rows.push(kv.key(), kv.value());
     }
-    let key_values = rows.finish();
-    let more = batch.more() && limit.is_none_or(|limit| key_values.len() < limit);
-    RangeResult { key_values, more }
+    let more = batch.more() && limit.is_none_or(|limit| batch.len() < limit);
+    rows.finish_batch(more)
 }
 
 fn streaming_mode(mode: StreamingMode) -> fdb_opt::StreamingMode {

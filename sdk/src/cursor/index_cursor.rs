@@ -158,13 +158,19 @@ impl<T: Transaction> IndexScanState<T> {
                 return Ok(Step::End(reason, self.position.clone()));
             }
         }
-        if self.reader.peek().await?.is_none() {
+        if !self.reader.fill().await? {
             return Ok(Step::End(NoNextReason::SourceExhausted, Position::End));
         }
-        let kv = self.reader.pop().expect("peeked");
+        let row = self.reader.row().expect("filled");
         self.consumed_any = true;
-        self.position = Position::After(kv.key.slice(self.prefix_len..));
-        let (values, primary_key) = entry_primary_key(self.store.layout(), &self.index, &kv.key)?;
+        let key = row.key();
+        let (values, primary_key) = entry_primary_key(self.store.layout(), &self.index, key)?;
+        self.position = Position::After(
+            self.reader
+                .batch()
+                .key_bytes(&row, self.prefix_len..key.len()),
+        );
+        self.reader.advance();
         let version = values.iter().find_map(|e| match e {
             Element::Versionstamp(v) => Some(RecordVersion::from_versionstamp(v)),
             _ => None,

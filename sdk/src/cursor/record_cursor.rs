@@ -2,7 +2,7 @@
 
 use super::continuation::{BindingHasher, Position};
 use super::{check_in_range, exhausted, CursorError, Limiter, NoNextReason, ScanPlan, Step, Steps};
-use crate::kv::{key_after, Bytes, FdbResult, KeyValue, RangeOption, Transaction};
+use crate::kv::{key_after, BatchRow, Bytes, FdbResult, RangeBatch, RangeOption, Transaction};
 use crate::store::{RawRecord, RecordRange, RecordStore, StoredRecord};
 use futures::stream::{self, StreamExt};
 
@@ -17,8 +17,8 @@ pub(crate) struct KvReader<T: Transaction> {
     /// first read from the cursor's return limit.
     keys_per_item: usize,
     iteration: usize,
-    /// The rest of the last batch read (taken as is: no copy into another buffer).
-    buffer: std::iter::Peekable<std::vec::IntoIter<KeyValue>>,
+    /// The rest of the last batch read, read in place.
+    batch: RangeBatch,
     exhausted: bool,
     limiter: Limiter,
 }
@@ -40,7 +40,7 @@ impl<T: Transaction> KvReader<T> {
             reverse,
             keys_per_item,
             iteration: 1,
-            buffer: Vec::new().into_iter().peekable(),
+            batch: RangeBatch::default(),
             exhausted,
             limiter,
         }
@@ -74,34 +74,49 @@ impl<T: Transaction> KvReader<T> {
         if let Some(limit) = batch_limit {
             range = range.with_limit(limit);
         }
-        let batch = self.tx.get_range(&range, self.iteration, false).await?;
+        let batch = self
+            .tx
+            .get_range_batch(&range, self.iteration, false)
+            .await?;
         self.iteration += 1;
-        if let Some(last) = batch.key_values.last() {
+        if let Some(last) = batch.last_key() {
             if self.reverse {
-                self.end = last.key.to_vec();
+                self.end = last.to_vec();
             } else {
-                self.begin = key_after(&last.key);
+                self.begin = key_after(last);
             }
         }
-        self.exhausted = batch.key_values.is_empty()
-            || (!batch.more && batch_limit.is_none_or(|l| batch.key_values.len() < l));
-        self.buffer = batch.key_values.into_iter().peekable();
+        self.exhausted =
+            batch.is_empty() || (!batch.more && batch_limit.is_none_or(|l| batch.len() < l));
+        self.batch = batch;
         Ok(())
     }
 
-    /// The next key-value, without consuming it.
-    pub(crate) async fn peek(&mut self) -> FdbResult<Option<&KeyValue>> {
-        if self.buffer.peek().is_none() && !self.exhausted {
+    /// Makes the next row available to [`row`](Self::row), reading a batch if needed;
+    /// `false` at the end of the range.
+    pub(crate) async fn fill(&mut self) -> FdbResult<bool> {
+        if self.batch.is_empty() && !self.exhausted {
             self.fetch().await?;
         }
-        Ok(self.buffer.peek())
+        Ok(!self.batch.is_empty())
     }
 
-    /// Consumes the key-value [`peek`](Self::peek) returned, counting it as read.
-    pub(crate) fn pop(&mut self) -> Option<KeyValue> {
-        let kv = self.buffer.next()?;
-        self.limiter.record(&kv.key, &kv.value);
-        Some(kv)
+    /// The next row, without consuming it (after [`fill`](Self::fill)).
+    pub(crate) fn row(&self) -> Option<BatchRow<'_>> {
+        self.batch.peek()
+    }
+
+    /// The batch the rows come from, to keep a value or part of a key without copying.
+    pub(crate) fn batch(&self) -> &RangeBatch {
+        &self.batch
+    }
+
+    /// Consumes the next row, counting it as read.
+    pub(crate) fn advance(&mut self) {
+        if let Some(row) = self.batch.peek() {
+            self.limiter.record(row.key(), row.value());
+            self.batch.advance();
+        }
     }
 }
 
@@ -278,27 +293,25 @@ impl<T: Transaction> RecordScanState<T> {
     /// buffered as look-ahead).
     async fn read_record(&mut self) -> Result<Option<(Bytes, RawRecord)>, CursorError> {
         let mut current: Option<(Bytes, RawRecord)> = None;
-        loop {
-            let Some(kv) = self.reader.peek().await? else {
-                break;
-            };
+        while self.reader.fill().await? {
+            let row = self.reader.row().expect("filled");
             match current.as_mut() {
                 // Later keys of the current record: only the suffix is unpacked.
                 Some((pk_bytes, raw)) => {
-                    let Some(part) = self.store.suffix_within(&kv.key, pk_bytes) else {
+                    let Some(part) = self.store.suffix_within(row.key(), pk_bytes) else {
                         break;
                     };
-                    let kv = self.reader.pop().expect("peeked");
-                    raw.add_part(part, kv.value)?;
+                    raw.add_row(part, self.reader.batch(), &row)?;
                 }
                 None => {
-                    let (pk, pk_bytes, part) = self.store.parse_record_key(&kv.key)?;
-                    let kv = self.reader.pop().expect("peeked");
+                    let (pk, pk_range, part) = self.store.parse_record_key(row.key())?;
+                    let pk_bytes = self.reader.batch().key_bytes(&row, pk_range);
                     let mut raw = RawRecord::new(pk);
-                    raw.add_part(part, kv.value)?;
+                    raw.add_row(part, self.reader.batch(), &row)?;
                     current = Some((pk_bytes, raw));
                 }
             }
+            self.reader.advance();
         }
         if let Some((pk_bytes, raw)) = current.as_mut() {
             if let Some(v) = self.store.local_version(pk_bytes) {

@@ -34,8 +34,8 @@ pub(crate) mod types;
 pub use error::{code, FdbError, FdbResult, RetryableError};
 pub use run::{run, RunOutcome};
 pub use types::{
-    limits, Bytes, Committed, ConflictRangeType, KeySelector, KeyValue, MaybeCommitted,
-    MutationType, RangeOption, RangeResult, StreamingMode, TransactionOption,
+    limits, BatchRow, Bytes, Committed, ConflictRangeType, KeySelector, KeyValue, MaybeCommitted,
+    MutationType, RangeBatch, RangeOption, RangeResult, StreamingMode, TransactionOption,
 };
 
 use futures::stream::{self, BoxStream, StreamExt};
@@ -95,6 +95,22 @@ pub trait Transaction: Clone + Send + Sync + 'static {
         iteration: usize,
         snapshot: bool,
     ) -> impl Future<Output = FdbResult<RangeResult>> + Send;
+
+    /// The same read as [`get_range`](Self::get_range), returned as one buffer read
+    /// in place ([`RangeBatch`]) instead of a pair per row: what scans use. Backends
+    /// that can should build it directly; the default copies `get_range`'s pairs.
+    fn get_range_batch(
+        &self,
+        range: &RangeOption,
+        iteration: usize,
+        snapshot: bool,
+    ) -> impl Future<Output = FdbResult<RangeBatch>> + Send {
+        let read = self.get_range(range, iteration, snapshot);
+        async move {
+            let result = read.await?;
+            Ok(RangeBatch::from_key_values(&result.key_values, result.more))
+        }
+    }
 
     /// Streams a whole range read batch by batch.
     fn get_ranges(

@@ -50,6 +50,8 @@ impl std::fmt::Debug for KeyValue {
 pub(crate) struct BatchBuilder {
     bytes: Vec<u8>,
     rows: usize,
+    /// Where the last row's key starts, and its length.
+    last_key: (usize, usize),
 }
 
 /// Bytes a batch's buffer makes room for per expected row (doubling when rows are
@@ -65,7 +67,6 @@ impl BatchBuilder {
         Self::with_capacity(rows.saturating_mul(BYTES_PER_ROW).min(max_bytes))
     }
     /// A batch whose rows take exactly `bytes` bytes of keys and values in `rows` rows.
-    #[cfg_attr(not(any(feature = "fdb", feature = "fdb-7_4")), allow(dead_code))]
     pub(crate) fn exact(rows: usize, bytes: usize) -> Self {
         Self::with_capacity(bytes + rows * ROW_HEADER)
     }
@@ -73,6 +74,7 @@ impl BatchBuilder {
         BatchBuilder {
             bytes: Vec::with_capacity(capacity),
             rows: 0,
+            last_key: (0, 0),
         }
     }
     pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) {
@@ -81,6 +83,7 @@ impl BatchBuilder {
             .extend_from_slice(&(key.len() as u32).to_le_bytes());
         self.bytes
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.last_key = (self.bytes.len(), key.len());
         self.bytes.extend_from_slice(key);
         self.bytes.extend_from_slice(value);
         self.rows += 1;
@@ -92,24 +95,153 @@ impl BatchBuilder {
     pub(crate) fn bytes(&self) -> usize {
         self.bytes.len() - self.rows * ROW_HEADER
     }
-    pub(crate) fn finish(self) -> Vec<KeyValue> {
+    /// The batch, read in place.
+    pub(crate) fn finish_batch(self, more: bool) -> RangeBatch {
+        RangeBatch {
+            bytes: Bytes::from(self.bytes),
+            at: 0,
+            rows: self.rows,
+            last_key: (self.rows > 0).then_some(self.last_key),
+            more,
+        }
+    }
+}
+
+/// One batch of a range read, read in place: the same rows as a [`RangeResult`],
+/// without a [`KeyValue`] per row. Scans read millions of rows this way, keeping (as
+/// [`Bytes`] slices) only the values they return.
+///
+/// ```
+/// use fdb_records::backend::embedded::EmbeddedDatabase;
+/// use fdb_records::kv::{Database, FdbError, RangeOption, Transaction};
+/// # futures::executor::block_on(async {
+/// let db = EmbeddedDatabase::in_memory().unwrap();
+/// db.run(|tx, _| async move {
+///     tx.set(b"a", b"1");
+///     tx.set(b"b", b"2");
+///     Ok::<_, FdbError>(())
+/// }).await.unwrap();
+/// let tx = db.create_transaction().unwrap();
+/// let mut batch = tx.get_range_batch(&RangeOption::from_keys(b"a", b"c"), 1, false).await.unwrap();
+/// let mut keys = Vec::new();
+/// while let Some(row) = batch.peek() {
+///     keys.push(row.key().to_vec());
+///     batch.advance();
+/// }
+/// assert_eq!(keys, [b"a".to_vec(), b"b".to_vec()]);
+/// # });
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RangeBatch {
+    /// Rows end to end, each as key length and value length (`u32` LE), key, value.
+    bytes: Bytes,
+    /// Where the next row starts.
+    at: usize,
+    /// Rows from `at` on.
+    rows: usize,
+    /// Where the batch's last key starts, and its length.
+    last_key: Option<(usize, usize)>,
+    /// More rows may exist in the range beyond this batch (and within the limit).
+    pub more: bool,
+}
+
+/// One row of a [`RangeBatch`], borrowed from it.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchRow<'b> {
+    key: &'b [u8],
+    value: &'b [u8],
+    /// Where the value starts in the batch's buffer.
+    value_at: usize,
+}
+
+impl<'b> BatchRow<'b> {
+    pub fn key(&self) -> &'b [u8] {
+        self.key
+    }
+    pub fn value(&self) -> &'b [u8] {
+        self.value
+    }
+}
+
+impl RangeBatch {
+    /// A batch holding `key_values` (copied into one buffer).
+    pub fn from_key_values(key_values: &[KeyValue], more: bool) -> Self {
+        let bytes = key_values
+            .iter()
+            .map(|kv| kv.key.len() + kv.value.len())
+            .sum();
+        let mut builder = BatchBuilder::exact(key_values.len(), bytes);
+        for kv in key_values {
+            builder.push(&kv.key, &kv.value);
+        }
+        builder.finish_batch(more)
+    }
+    /// Rows not yet passed.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+    /// The next row, if any.
+    pub fn peek(&self) -> Option<BatchRow<'_>> {
+        if self.rows == 0 {
+            return None;
+        }
+        let b = &self.bytes[self.at..];
+        let key_len = u32::from_le_bytes(b[..4].try_into().expect("4 bytes")) as usize;
+        let value_len = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")) as usize;
+        let key = &b[ROW_HEADER..ROW_HEADER + key_len];
+        let value = &b[ROW_HEADER + key_len..ROW_HEADER + key_len + value_len];
+        Some(BatchRow {
+            key,
+            value,
+            value_at: self.at + ROW_HEADER + key_len,
+        })
+    }
+    /// Passes the next row.
+    pub fn advance(&mut self) {
+        if let Some(row) = self.peek() {
+            self.at = row.value_at + row.value.len();
+            self.rows -= 1;
+        }
+    }
+    /// A row's value as an owned slice of the batch (no copy).
+    pub fn value_bytes(&self, row: &BatchRow<'_>) -> Bytes {
+        self.bytes
+            .slice(row.value_at..row.value_at + row.value.len())
+    }
+    /// A part of a row's key as an owned slice of the batch (no copy).
+    pub fn key_bytes(&self, row: &BatchRow<'_>, range: std::ops::Range<usize>) -> Bytes {
+        let key_at = row.value_at - row.key.len();
+        self.bytes.slice(key_at + range.start..key_at + range.end)
+    }
+    /// The key of the batch's last row (passed or not), for resuming after it.
+    pub fn last_key(&self) -> Option<&[u8]> {
+        self.last_key.map(|(at, len)| &self.bytes[at..at + len])
+    }
+    /// The rows not yet passed as owned pairs (slices of the one buffer).
+    pub fn into_key_values(mut self) -> Vec<KeyValue> {
         let mut key_values = Vec::with_capacity(self.rows);
-        let shared = Bytes::from(self.bytes);
-        let mut at = 0;
-        while at < shared.len() {
-            let len = |i: usize| {
-                u32::from_le_bytes(shared[i..i + 4].try_into().expect("4 bytes")) as usize
-            };
-            let (key_len, value_len) = (len(at), len(at + 4));
-            let key = at + ROW_HEADER;
-            let value = key + key_len;
-            at = value + value_len;
+        while let Some(row) = self.peek() {
+            let key_at = row.value_at - row.key.len();
             key_values.push(KeyValue {
-                key: shared.slice(key..value),
-                value: shared.slice(value..at),
+                key: self.bytes.slice(key_at..row.value_at),
+                value: self
+                    .bytes
+                    .slice(row.value_at..row.value_at + row.value.len()),
             });
+            self.advance();
         }
         key_values
+    }
+    /// As a [`RangeResult`].
+    pub fn into_result(self) -> RangeResult {
+        let more = self.more;
+        RangeResult {
+            key_values: self.into_key_values(),
+            more,
+        }
     }
 }
 
@@ -124,14 +256,14 @@ mod batch_tests {
         batch.push(b"", b"value");
         batch.push(b"key", b"v");
         assert_eq!((batch.rows(), batch.bytes()), (3, 10));
-        let rows = batch.finish();
+        let rows = batch.finish_batch(false).into_key_values();
         let pairs: Vec<(&[u8], &[u8])> =
             rows.iter().map(|kv| (&kv.key[..], &kv.value[..])).collect();
         assert_eq!(
             pairs,
             [(&b"a"[..], &b""[..]), (b"", b"value"), (b"key", b"v")]
         );
-        assert!(BatchBuilder::exact(0, 0).finish().is_empty());
+        assert!(BatchBuilder::exact(0, 0).finish_batch(false).is_empty());
     }
 }
 

@@ -10,7 +10,7 @@ use crate::index::{
     self, range_set, IndexMaintainer, IndexRecord, IndexWrite, Maintainer, Maintainers, UpdateMode,
 };
 use crate::key_expression::KeyTuple;
-use crate::kv::{limits, Bytes, MutationType, RangeOption, Transaction};
+use crate::kv::{limits, BatchRow, Bytes, MutationType, RangeBatch, RangeOption, Transaction};
 use crate::layout::{self, space, suffix, StoreLayout};
 use crate::metadata::{RecordMetaData, RecordType};
 use crate::record::{Record, RecordTypeMismatch};
@@ -161,6 +161,21 @@ impl RawRecord {
             parts: Parts::None,
             version: None,
         }
+    }
+
+    /// Adds a row of a range-read batch read at the record's key with suffix `part`:
+    /// a version is decoded in place, data is kept as a slice of the batch.
+    pub(crate) fn add_row(
+        &mut self,
+        part: i64,
+        batch: &RangeBatch,
+        row: &BatchRow<'_>,
+    ) -> Result<()> {
+        if part == suffix::VERSION {
+            self.version = Some(decode_version(&self.primary_key, row.value())?);
+            return Ok(());
+        }
+        self.add_part(part, batch.value_bytes(row))
     }
 
     /// Adds the value read at the record's key with suffix `part`.
@@ -785,7 +800,8 @@ impl<T: Transaction> RecordStore<T> {
                         continue;
                     }
                 }
-                let (pk, pk_bytes, part) = self.parse_record_key(&kv.key)?;
+                let (pk, pk_range, part) = self.parse_record_key(&kv.key)?;
+                let pk_bytes = kv.key.slice(pk_range);
                 if current.as_ref().is_none_or(|(b, _)| *b != pk_bytes) {
                     if let Some((_, done)) = current.take() {
                         out.push(done);
@@ -843,15 +859,20 @@ impl<T: Transaction> RecordStore<T> {
         Ok(RawScan { records: out, more })
     }
 
-    /// A record key's primary key, its primary-key bytes (a slice of `key`: see
+    /// A record key's primary key, where its primary-key bytes are in `key` (see
     /// [`layout::primary_key_bytes`]) and its suffix.
-    pub(crate) fn parse_record_key(&self, key: &Bytes) -> Result<(KeyTuple, Bytes, i64)> {
+    pub(crate) fn parse_record_key(
+        &self,
+        key: &[u8],
+    ) -> Result<(KeyTuple, std::ops::Range<usize>, i64)> {
         match self.layout.parse_record_key(key) {
             Some((pk, pk_len, suffix)) => {
                 let start = self.layout.records().bytes().len();
-                // In place: the borrowed elements' vector becomes the owned one.
-                let pk = pk.into_iter().map(Element::into_owned).collect();
-                Ok((pk, key.slice(start..start + pk_len), suffix))
+                // Exactly as long as the key (the unpacked vector has room for four):
+                // small allocations stay on the allocator's fast path.
+                let mut owned = Vec::with_capacity(pk.len());
+                owned.extend(pk.into_iter().map(Element::into_owned));
+                Ok((owned, start..start + pk_len, suffix))
             }
             None => Err(RecordStoreError::CorruptRecord {
                 primary_key: Vec::new(),

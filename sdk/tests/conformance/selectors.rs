@@ -1,13 +1,14 @@
 //! Key selectors: `get_key` and selector-bounded range reads.
 
 use crate::harness::*;
-use fdb_records::kv::{KeySelector, RangeOption, Transaction};
+use fdb_records::kv::{KeySelector, KeyValue, RangeBatch, RangeOption, Transaction};
 use futures::executor::block_on;
 
 conformance!(
     get_key_resolves_every_selector_form,
     get_range_with_selector_bounds,
     selectors_clamp_to_the_keyspace_boundaries,
+    range_batches_hold_the_rows_of_get_range,
 );
 
 type Sel = KeySelector;
@@ -197,5 +198,53 @@ pub fn selectors_clamp_to_the_keyspace_boundaries<H: Harness>(h: &H) {
             keys(&t.get_range_all(r.reversed(), false).await.unwrap()),
             ks(&["e", "d", "c"])
         );
+    });
+}
+
+/// Every row of a batch, in order, as owned pairs.
+fn rows(mut batch: RangeBatch) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    while let Some(row) = batch.peek() {
+        out.push(KeyValue::new(row.key().to_vec(), batch.value_bytes(&row)));
+        batch.advance();
+    }
+    out
+}
+
+pub fn range_batches_hold_the_rows_of_get_range<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        seed(h, &db).await;
+        let k = |s: &str| h.k(&format!("s/{s}"));
+        let t = tx(&db);
+        // Including the transaction's own writes and clears.
+        t.set(&k("bb"), b"new");
+        t.clear(&k("d"));
+        for reverse in [false, true] {
+            for limit in [None, Some(1), Some(2), Some(10)] {
+                for snapshot in [false, true] {
+                    let mut r = RangeOption::from_keys(&k("a"), &k("z"));
+                    r.limit = limit;
+                    r.reverse = reverse;
+                    let what = format!("reverse {reverse} limit {limit:?} snapshot {snapshot}");
+                    let result = t.get_range(&r, 1, snapshot).await.unwrap();
+                    let batch = t.get_range_batch(&r, 1, snapshot).await.unwrap();
+                    assert_eq!(batch.more, result.more, "{what}");
+                    assert_eq!(batch.len(), result.key_values.len(), "{what}");
+                    assert_eq!(
+                        batch.last_key(),
+                        result.key_values.last().map(|kv| &kv.key[..]),
+                        "{what}"
+                    );
+                    assert_eq!(batch.clone().into_key_values(), result.key_values, "{what}");
+                    assert_eq!(rows(batch), result.key_values, "{what}");
+                }
+            }
+        }
+        let empty = t
+            .get_range_batch(&RangeOption::from_keys(&k("x"), &k("y")), 1, false)
+            .await
+            .unwrap();
+        assert!(empty.is_empty() && empty.peek().is_none() && empty.last_key().is_none());
     });
 }

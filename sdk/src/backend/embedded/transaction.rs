@@ -10,8 +10,9 @@ use super::write_buffer::{apply_pending, Entry, Lookup, WriteBuffer};
 use crate::kv::types::BatchBuilder;
 use crate::kv::{
     code, key_after, limits, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector,
-    MutationType, RangeOption, RangeResult, StreamingMode, Transaction, TransactionOption,
-    METADATA_VERSION_KEY, METADATA_VERSION_KEY_END, METADATA_VERSION_REQUIRED_VALUE,
+    MutationType, RangeBatch, RangeOption, RangeResult, StreamingMode, Transaction,
+    TransactionOption, METADATA_VERSION_KEY, METADATA_VERSION_KEY_END,
+    METADATA_VERSION_REQUIRED_VALUE,
 };
 use std::cmp::Ordering;
 use std::collections::btree_map;
@@ -403,7 +404,7 @@ impl EmbeddedTransaction {
         range: &RangeOption,
         iteration: usize,
         snapshot: bool,
-    ) -> FdbResult<RangeResult> {
+    ) -> FdbResult<RangeBatch> {
         let mut st = self.lock();
         let now = self.now();
         st.check_readable(now)?;
@@ -412,7 +413,7 @@ impl EmbeddedTransaction {
         let begin = self.bound(st, &range.begin, snapshot, now)?;
         let end = self.bound(st, &range.end, snapshot, now)?;
         if begin >= end || row_cap == 0 {
-            return Ok(RangeResult::default());
+            return Ok(RangeBatch::default());
         }
         self.acquire_snapshot(st, now)?;
         let snap = st.snapshot.as_deref().expect("acquired");
@@ -440,20 +441,18 @@ impl EmbeddedTransaction {
         }
         let more = truncated && rows.has_next()?;
         drop(rows);
-        let key_values = batch.finish();
+        let batch = batch.finish_batch(more);
         if !snapshot {
             // The caller stops when `more` is false, so the conflict range must then cover
             // the whole range: narrowing it would let a phantom insert past the last row
             // go unnoticed. Only a batch with more to come protects just what it returned.
-            match (more, key_values.last()) {
-                (true, Some(last)) if range.reverse => {
-                    st.reads.insert_owned(last.key.to_vec(), end)
-                }
-                (true, Some(last)) => st.reads.insert_owned(begin, key_after(&last.key)),
+            match (more, batch.last_key()) {
+                (true, Some(last)) if range.reverse => st.reads.insert_owned(last.to_vec(), end),
+                (true, Some(last)) => st.reads.insert_owned(begin, key_after(last)),
                 _ => st.reads.insert_owned(begin, end),
             }
         }
-        Ok(RangeResult { key_values, more })
+        Ok(batch)
     }
 
     fn write(&self, f: impl FnOnce(&mut TxState) -> FdbResult<()>) {
@@ -738,6 +737,18 @@ impl Transaction for EmbeddedTransaction {
         iteration: usize,
         snapshot: bool,
     ) -> FdbResult<RangeResult> {
+        self.maybe_delay().await;
+        Ok(self
+            .get_range_sync(range, iteration, snapshot)?
+            .into_result())
+    }
+
+    async fn get_range_batch(
+        &self,
+        range: &RangeOption,
+        iteration: usize,
+        snapshot: bool,
+    ) -> FdbResult<RangeBatch> {
         self.maybe_delay().await;
         self.get_range_sync(range, iteration, snapshot)
     }
