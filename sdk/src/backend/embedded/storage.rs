@@ -12,7 +12,7 @@
 //! a durable redb commit makes everything so far durable in redb and the log is
 //! emptied. Opening replays logged batches newer than redb's durable version.
 
-use super::wal::{wal_path, Wal, WalOp};
+use super::wal::{wal_path, RecordEncoder, Wal, WalOp};
 use crate::kv::{code, FdbError};
 use redb::{
     backends::InMemoryBackend, Database, Durability, ReadOnlyTable, ReadableDatabase,
@@ -77,7 +77,7 @@ impl Storage {
                 let mut data = tx.open_table(DATA).map_err(storage_error)?;
                 let mut writer = BatchWriter {
                     table: &mut data,
-                    log: None,
+                    record: None,
                 };
                 for op in pending.iter().flat_map(|r| &r.ops) {
                     writer.apply(match op {
@@ -146,13 +146,12 @@ impl Storage {
         F: FnMut(&mut BatchWriter<'_, '_>) -> Result<(), FdbError>,
     {
         let tx = self.begin(Durability::None)?;
-        let mut ops = Vec::new();
+        let mut record = self.wal.is_some().then(|| RecordEncoder::new(version));
         {
             let mut data = tx.open_table(DATA).map_err(storage_error)?;
-            let log = self.wal.is_some().then_some(&mut ops);
             let mut writer = BatchWriter {
                 table: &mut data,
-                log,
+                record: record.as_mut(),
             };
             apply(&mut writer)?;
             let mut meta = tx.open_table(META).map_err(storage_error)?;
@@ -162,7 +161,9 @@ impl Storage {
             return tx.commit().map_err(storage_error);
         };
         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-        log.wal.append(version, &ops)?;
+        let record = record.expect("an on-disk batch has a record").finish();
+        log.wal.write(&record)?;
+        log.wal.sync()?;
         if let Err(e) = tx.commit() {
             eprintln!("fdb-records: redb commit failed after the batch was logged: {e}");
             return Err(FdbError::from_code(code::COMMIT_UNKNOWN_RESULT));
@@ -174,10 +175,7 @@ impl Storage {
             // The batch is durable in the log either way; a failed checkpoint is retried
             // at the next batch and the log simply keeps growing meanwhile.
             if let Err(e) = self.checkpoint(&mut log, version, false) {
-                eprintln!(
-                    "fdb-records: checkpoint of {} failed, will retry: {e}",
-                    log.wal.path().display()
-                );
+                eprintln!("fdb-records: checkpoint failed, will retry: {e}");
             }
         }
         Ok(())
@@ -255,8 +253,8 @@ impl Drop for Storage {
 /// Writes inside one batch; reads see the batch's earlier writes.
 pub(crate) struct BatchWriter<'a, 't> {
     table: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
-    /// The batch's resolved writes, for the log.
-    log: Option<&'a mut Vec<WalOp>>,
+    /// The batch's log record, which gets each resolved write.
+    record: Option<&'a mut RecordEncoder>,
 }
 
 impl BatchWriter<'_, '_> {
@@ -284,12 +282,12 @@ impl BatchWriter<'_, '_> {
                 }
             }
         }
-        if let Some(log) = self.log.as_deref_mut() {
-            log.push(match write {
-                StorageWrite::Set(k, v) => WalOp::Set(k.to_vec(), v.to_vec()),
-                StorageWrite::Clear(k) => WalOp::Clear(k.to_vec()),
-                StorageWrite::ClearRange(b, e) => WalOp::ClearRange(b.to_vec(), e.to_vec()),
-            });
+        if let Some(record) = self.record.as_deref_mut() {
+            match write {
+                StorageWrite::Set(k, v) => record.set(k, v),
+                StorageWrite::Clear(k) => record.clear(k),
+                StorageWrite::ClearRange(b, e) => record.clear_range(b, e),
+            }
         }
         Ok(())
     }
