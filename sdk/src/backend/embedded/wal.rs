@@ -3,11 +3,11 @@
 //!
 //! Without it, each batch is a durable redb commit, whose cost grows with the number of
 //! B-tree pages the batch dirties: scattered keys made 16 concurrent clients top out
-//! near 10,000 commits/s here. With it, a batch's resolved writes are appended to the
-//! log and synced (about 0.1–0.2 ms for a few KiB), then committed to redb without a
-//! sync; redb is made durable at checkpoints, after which the log starts over (see
-//! [`Wal::rewind`]). The file is grown ahead of the records in zero-filled steps (see
-//! [`PREALLOCATE`]), so that a sync flushes data only.
+//! near 10,000 commits/s here. With it, a batch's resolved writes are committed to redb
+//! without a sync, and its record is appended to the log and synced (about 0.1–0.2 ms
+//! for a few KiB); redb is made durable at checkpoints, after which the log starts
+//! over (see [`Wal::rewind`]). The file is grown ahead of the records in zero-filled
+//! steps (see [`PREALLOCATE`]), so that a sync flushes data only.
 //!
 //! Record format (all integers little-endian):
 //!
