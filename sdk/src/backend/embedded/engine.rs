@@ -4,17 +4,11 @@
 use super::clock::Clock;
 use super::commit::Pipeline;
 use super::faults::{FaultConfig, FaultInjector};
-use super::resolver::Resolver;
 use super::storage::{Storage, StorageSnapshot};
 use crate::kv::FdbResult;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-pub(crate) struct CommitState {
-    pub(crate) resolver: Resolver,
-    pub(crate) last_version: u64,
-}
 
 /// Counters since the database was opened.
 #[derive(Default)]
@@ -36,8 +30,7 @@ pub(crate) struct Engine {
     /// Snapshot of the last committed batch, shared by every transaction that starts
     /// before the next batch (FoundationDB batches read-version requests the same way).
     pub(crate) current: RwLock<Arc<StorageSnapshot>>,
-    pub(crate) pipeline: Mutex<Pipeline>,
-    pub(crate) commit_state: Mutex<CommitState>,
+    pub(crate) pipeline: Pipeline,
     /// Record-store states cached across this database's transactions.
     pub(crate) store_states: crate::store::StoreStateCache,
 }
@@ -59,11 +52,7 @@ impl Engine {
             faults_on: AtomicBool::new(faults.is_some()),
             faults: RwLock::new(faults.map(|f| Arc::new(FaultInjector::new(f)))),
             current: RwLock::new(Arc::new(snapshot)),
-            pipeline: Mutex::new(Pipeline::default()),
-            commit_state: Mutex::new(CommitState {
-                resolver: Resolver::default(),
-                last_version,
-            }),
+            pipeline: Pipeline::new(last_version),
             store_states: crate::store::StoreStateCache::new(),
         })
     }
@@ -88,5 +77,13 @@ impl Engine {
 
     pub(crate) fn committed_version(&self) -> u64 {
         self.read_snapshot().version()
+    }
+}
+
+impl Drop for Engine {
+    /// A batch still filling holds storage's write transaction; storage cannot close
+    /// (and checkpoint) before it is gone.
+    fn drop(&mut self) {
+        self.pipeline.abandon_open_batch();
     }
 }

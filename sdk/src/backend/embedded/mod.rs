@@ -4,7 +4,7 @@
 //! |---|---|
 //! | sequencer + read versions | the last committed batch's storage snapshot, shared by transactions that start before the next batch |
 //! | resolvers | [`resolver`](self) history of write-conflict sets over the MVCC window (5 s) |
-//! | commit proxies batching | leader-based group commit: one durable storage write per batch |
+//! | commit proxies batching | pipelined group commit: one durable storage write per batch, the next batch filling during its sync |
 //! | storage servers | redb, behind a small internal seam (`storage.rs`) |
 //! | atomic mutations, versionstamps | applied at commit with FoundationDB's byte semantics |
 //!

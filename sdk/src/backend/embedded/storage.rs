@@ -5,14 +5,23 @@
 //! and range reads on it, and an atomic, durable write of one commit batch together
 //! with the batch's version.
 //!
-//! On disk, durability comes from the [write-ahead log](super::wal): a batch is
-//! resolved inside a redb write transaction, its final writes are appended to the log
-//! and synced, and only then is the redb transaction committed (without a sync) and
-//! made visible. Every [`CHECKPOINT_BATCHES`] batches (configurable) or [`CHECKPOINT_BYTES`] of log,
-//! a durable redb commit makes everything so far durable in redb and the log is
-//! emptied. Opening replays logged batches newer than redb's durable version.
+//! On disk, durability comes from the [write-ahead log](super::wal). A batch is applied
+//! request by request in a redb write transaction that stays open while the batch
+//! fills ([`Storage::begin_batch`]), so that the work overlaps the previous batch's log
+//! sync; [`Storage::commit_batch`] then commits it to redb without a sync, appends its
+//! record to the log and syncs. Nothing reads a batch before its record is durable:
+//! the engine publishes the snapshot that shows it only then. Every
+//! [`CHECKPOINT_BATCHES`] batches (configurable) or [`CHECKPOINT_BYTES`] of log, a
+//! batch is committed durably to redb instead, which makes everything so far durable
+//! there, and the log starts over. Opening replays logged batches newer than redb's
+//! durable version.
+//!
+//! A failed commit, log write or sync fails the storage for good (until it is
+//! reopened): redb may hold the batch already, the next batch is applied on top of it,
+//! and after a failed `fdatasync` the kernel may have dropped the dirty pages, so a
+//! retry could report durable what is not (PostgreSQL stops on a failed fsync likewise).
 
-use super::wal::{wal_path, Wal, WalOp};
+use super::wal::{wal_path, RecordEncoder, Wal, WalOp};
 use crate::kv::{code, FdbError, METADATA_VERSION_KEY};
 use redb::{
     backends::InMemoryBackend, Database, Durability, ReadOnlyTable, ReadableDatabase,
@@ -20,6 +29,7 @@ use redb::{
 };
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
@@ -41,13 +51,19 @@ pub(crate) fn storage_error(e: impl std::fmt::Display) -> FdbError {
 pub(crate) struct Storage {
     db: Database,
     /// The log of an on-disk database; `None` in memory.
-    wal: Option<Mutex<LogState>>,
+    wal: Option<Mutex<Wal>>,
+    /// When the next checkpoint is due (on disk).
+    checkpoints: Mutex<Checkpoints>,
+    /// A batch could not be committed or logged: redb may hold writes that will never
+    /// be durable, so no further batch is accepted and closing leaves redb as it is.
+    failed: AtomicBool,
 }
 
-struct LogState {
-    wal: Wal,
-    batches_since_checkpoint: u32,
-    checkpoint_batches: u32,
+/// Batches and log bytes since the last checkpoint.
+struct Checkpoints {
+    every: u32,
+    batches: u32,
+    bytes: u64,
 }
 
 /// One write to apply in a batch, already resolved to plain sets and clears.
@@ -77,7 +93,7 @@ impl Storage {
                 let mut data = tx.open_table(DATA).map_err(storage_error)?;
                 let mut writer = BatchWriter {
                     table: &mut data,
-                    log: None,
+                    record: None,
                 };
                 for op in pending.iter().flat_map(|r| &r.ops) {
                     writer.apply(match op {
@@ -91,13 +107,10 @@ impl Storage {
             }
             tx.commit().map_err(storage_error)?;
         }
-        let mut log = LogState {
-            wal,
-            batches_since_checkpoint: 0,
-            checkpoint_batches: checkpoint_batches.max(1),
-        };
-        log.wal.truncate()?;
-        storage.wal = Some(Mutex::new(log));
+        let mut wal = wal;
+        wal.truncate()?;
+        storage.wal = Some(Mutex::new(wal));
+        storage.checkpoints.get_mut().expect("checkpoints").every = checkpoint_batches.max(1);
         Ok(storage)
     }
 
@@ -114,7 +127,16 @@ impl Storage {
         tx.open_table(DATA).map_err(storage_error)?;
         tx.open_table(META).map_err(storage_error)?;
         tx.commit().map_err(storage_error)?;
-        Ok(Storage { db, wal: None })
+        Ok(Storage {
+            db,
+            wal: None,
+            checkpoints: Mutex::new(Checkpoints {
+                every: CHECKPOINT_BATCHES,
+                batches: 0,
+                bytes: 0,
+            }),
+            failed: AtomicBool::new(false),
+        })
     }
 
     fn begin(&self, durability: Durability) -> Result<redb::WriteTransaction, FdbError> {
@@ -145,69 +167,128 @@ impl Storage {
         })
     }
 
-    /// Applies one batch's writes and records `version`, atomically; durable (on disk)
-    /// when this returns.
+    /// Starts the write of the batch with `version`: a redb write transaction that
+    /// stays open while the batch's requests are applied, one by one, as they arrive.
+    /// Blocks while the previous batch's transaction is still open.
+    pub(crate) fn begin_batch(&self, version: u64) -> Result<StorageBatch, FdbError> {
+        self.check_usable()?;
+        Ok(StorageBatch {
+            tx: self.begin(Durability::None)?,
+            record: self.wal.is_some().then(|| RecordEncoder::new(version)),
+            version,
+        })
+    }
+
+    /// Commits a batch and makes it durable: records its version, commits the redb
+    /// transaction without a sync (so that the next batch can begin), then appends the
+    /// batch's record to the log and syncs. Every [`CHECKPOINT_BATCHES`] batches (or
+    /// [`CHECKPOINT_BYTES`] of log) the batch is committed durably instead, which makes
+    /// redb durable up to it, and the log starts over. Returns the snapshot that shows
+    /// the batch, for the caller to publish; nothing may read the batch before this
+    /// returns.
     ///
-    /// On a log failure nothing is applied (`io_error`). If redb fails after the log
-    /// holds the batch, the batch will reappear on reopen: `commit_unknown_result`.
-    pub(crate) fn write_batch<F>(&self, version: u64, mut apply: F) -> Result<(), FdbError>
-    where
-        F: FnMut(&mut BatchWriter<'_, '_>) -> Result<(), FdbError>,
-    {
-        let tx = self.begin(Durability::None)?;
-        let mut ops = Vec::new();
+    /// Batches must be committed in version order. On an error the batch is not
+    /// applied, or not known to be; either way storage fails for good (see the module
+    /// documentation), as later batches would build on it.
+    pub(crate) fn commit_batch(&self, batch: StorageBatch) -> Result<StorageSnapshot, FdbError> {
+        self.check_usable()?;
+        let committed = self.commit_and_log(batch);
+        if committed.is_err() {
+            self.fail();
+        }
+        committed
+    }
+
+    fn commit_and_log(&self, batch: StorageBatch) -> Result<StorageSnapshot, FdbError> {
+        let StorageBatch {
+            mut tx,
+            record,
+            version,
+        } = batch;
         {
-            let mut data = tx.open_table(DATA).map_err(storage_error)?;
-            let log = self.wal.is_some().then_some(&mut ops);
-            let mut writer = BatchWriter {
-                table: &mut data,
-                log,
-            };
-            apply(&mut writer)?;
             let mut meta = tx.open_table(META).map_err(storage_error)?;
             meta.insert(META_VERSION, version).map_err(storage_error)?;
         }
-        let Some(log) = &self.wal else {
-            return tx.commit().map_err(storage_error);
+        let Some(record) = record.map(RecordEncoder::finish) else {
+            tx.commit().map_err(storage_error)?;
+            return self.snapshot();
         };
-        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-        log.wal.append(version, &ops)?;
-        if let Err(e) = tx.commit() {
-            eprintln!("fdb-records: redb commit failed after the batch was logged: {e}");
-            return Err(FdbError::from_code(code::COMMIT_UNKNOWN_RESULT));
-        }
-        log.batches_since_checkpoint += 1;
-        if log.batches_since_checkpoint >= log.checkpoint_batches
-            || log.wal.len() >= CHECKPOINT_BYTES
-        {
-            // The batch is durable in the log either way; a failed checkpoint is retried
-            // at the next batch and the log simply keeps growing meanwhile.
-            if let Err(e) = self.checkpoint(&mut log, version, false) {
-                eprintln!(
-                    "fdb-records: checkpoint of {} failed, will retry: {e}",
-                    log.wal.path().display()
-                );
+        let wal = self.wal.as_ref().expect("a record is kept on disk only");
+        let checkpoint = {
+            let mut due = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+            due.batches += 1;
+            due.bytes += record.len() as u64;
+            let now = due.batches >= due.every || due.bytes >= CHECKPOINT_BYTES;
+            if now {
+                (due.batches, due.bytes) = (0, 0);
             }
+            now
+        };
+        if checkpoint {
+            // Durable in redb with everything before it: nothing in the log is needed
+            // any more, this batch included.
+            tx.set_durability(Durability::Immediate)
+                .map_err(storage_error)?;
+            tx.commit().map_err(storage_error)?;
+            wal.lock().unwrap_or_else(|p| p.into_inner()).rewind()?;
+            return self.snapshot();
+        }
+        tx.commit().map_err(storage_error)?;
+        let snapshot = self.snapshot()?;
+        let mut wal = wal.lock().unwrap_or_else(|p| p.into_inner());
+        wal.write(&record)?;
+        wal.sync()?;
+        Ok(snapshot)
+    }
+
+    /// Whether a batch is made durable by a sync (on disk), rather than in memory only.
+    pub(crate) fn syncs(&self) -> bool {
+        self.wal.is_some()
+    }
+
+    fn check_usable(&self) -> Result<(), FdbError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(storage_error(
+                "an earlier commit batch could not be committed or logged; reopen the database",
+            ));
         }
         Ok(())
     }
 
-    /// Makes redb durable up to `version`, then starts the log over (`empty`: leaves
-    /// an empty file, for a clean close).
-    fn checkpoint(&self, log: &mut LogState, version: u64, empty: bool) -> Result<(), FdbError> {
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Makes everything committed to redb durable there and empties the log, for a
+    /// clean close.
+    fn checkpoint_on_close(&self, wal: &mut Wal) -> Result<(), FdbError> {
+        // An empty durable commit makes every earlier non-durable commit durable.
         let tx = self.begin(Durability::Immediate)?;
-        {
-            let mut meta = tx.open_table(META).map_err(storage_error)?;
-            meta.insert(META_VERSION, version).map_err(storage_error)?;
-        }
         tx.commit().map_err(storage_error)?;
-        if empty {
-            log.wal.truncate()?;
-        } else {
-            log.wal.rewind()?;
-        }
-        log.batches_since_checkpoint = 0;
-        Ok(())
+        wal.truncate()
+    }
+}
+
+/// One batch's storage write while the batch fills (see [`Storage::begin_batch`]).
+pub(crate) struct StorageBatch {
+    tx: redb::WriteTransaction,
+    /// The batch's log record; `None` in memory.
+    record: Option<RecordEncoder>,
+    version: u64,
+}
+
+impl StorageBatch {
+    /// Applies one request's writes; reads in `apply` see the batch's earlier writes.
+    /// After an error the batch must be dropped (which applies none of it).
+    pub(crate) fn apply<F>(&mut self, apply: F) -> Result<(), FdbError>
+    where
+        F: FnOnce(&mut BatchWriter<'_, '_>) -> Result<(), FdbError>,
+    {
+        let mut data = self.tx.open_table(DATA).map_err(storage_error)?;
+        apply(&mut BatchWriter {
+            table: &mut data,
+            record: self.record.as_mut(),
+        })
     }
 }
 
@@ -243,19 +324,19 @@ impl Drop for Storage {
     /// A clean close leaves nothing to replay on the next open.
     fn drop(&mut self) {
         let Some(log) = self.wal.take() else { return };
-        let mut log = log.into_inner().unwrap_or_else(|p| p.into_inner());
-        if log.wal.len() == 0 {
+        if self.failed.load(Ordering::Acquire) {
+            // Leave redb at its last checkpoint; reopening replays what the log holds.
+            return;
+        }
+        let mut wal = log.into_inner().unwrap_or_else(|p| p.into_inner());
+        if wal.len() == 0 {
             // Records of earlier rounds may remain after a rewind; leave an empty file.
-            if let Err(e) = log.wal.truncate() {
+            if let Err(e) = wal.truncate() {
                 eprintln!("fdb-records: emptying the log on close failed: {e}");
             }
             return;
         }
-        let version = match self.snapshot() {
-            Ok(s) => s.version(),
-            Err(_) => return,
-        };
-        if let Err(e) = self.checkpoint(&mut log, version, true) {
+        if let Err(e) = self.checkpoint_on_close(&mut wal) {
             eprintln!("fdb-records: checkpoint on close failed; the log will be replayed: {e}");
         }
     }
@@ -264,8 +345,8 @@ impl Drop for Storage {
 /// Writes inside one batch; reads see the batch's earlier writes.
 pub(crate) struct BatchWriter<'a, 't> {
     table: &'a mut redb::Table<'t, &'static [u8], &'static [u8]>,
-    /// The batch's resolved writes, for the log.
-    log: Option<&'a mut Vec<WalOp>>,
+    /// The batch's log record, which gets each resolved write.
+    record: Option<&'a mut RecordEncoder>,
 }
 
 impl BatchWriter<'_, '_> {
@@ -293,12 +374,12 @@ impl BatchWriter<'_, '_> {
                 }
             }
         }
-        if let Some(log) = self.log.as_deref_mut() {
-            log.push(match write {
-                StorageWrite::Set(k, v) => WalOp::Set(k.to_vec(), v.to_vec()),
-                StorageWrite::Clear(k) => WalOp::Clear(k.to_vec()),
-                StorageWrite::ClearRange(b, e) => WalOp::ClearRange(b.to_vec(), e.to_vec()),
-            });
+        if let Some(record) = self.record.as_deref_mut() {
+            match write {
+                StorageWrite::Set(k, v) => record.set(k, v),
+                StorageWrite::Clear(k) => record.clear(k),
+                StorageWrite::ClearRange(b, e) => record.clear_range(b, e),
+            }
         }
         Ok(())
     }
