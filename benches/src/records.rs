@@ -7,7 +7,7 @@ use fdb_records::backend::embedded::EmbeddedDatabase;
 use fdb_records::cursor::{ExecuteOptions, Page, RecordScan};
 use fdb_records::key_expression::{empty, field, KeyTuple};
 use fdb_records::kv::{
-    key_after, ConflictRangeType, Database, MutationType, RangeOption, Transaction,
+    key_after, strinc, ConflictRangeType, Database, MutationType, RangeOption, Transaction,
     METADATA_VERSION_KEY,
 };
 use fdb_records::layout::StoreLayout;
@@ -164,9 +164,13 @@ pub fn raw_save_one(db: &EmbeddedDatabase, layout: &StoreLayout, users: &Users, 
         let header = layout.header_key();
         tx.add_conflict_range(&header, &key_after(&header), ConflictRangeType::Read)
             .unwrap();
-        let (b, e) = layout.index_states().range();
-        tx.add_conflict_range(&b, &e, ConflictRangeType::Read)
-            .unwrap();
+        let states = layout.index_states();
+        tx.add_conflict_range(
+            states.bytes(),
+            &strinc(states.bytes()),
+            ConflictRangeType::Read,
+        )
+        .unwrap();
         // The old record, then the new one, its version, entries and counts.
         let pk = [Element::Int(id)];
         let (b, e) = layout.record(&pk).range();

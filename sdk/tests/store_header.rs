@@ -4,7 +4,9 @@ mod common;
 
 use fdb_records::backend::embedded::EmbeddedDatabase;
 use fdb_records::key_expression::field;
-use fdb_records::kv::{self, code, Database, FdbError, KeyValue, RangeOption, Transaction};
+use fdb_records::kv::{
+    self, code, Database, FdbError, KeyValue, RangeOption, Transaction, TransactionOption,
+};
 use fdb_records::layout::StoreLayout;
 use fdb_records::metadata::{
     Index, IndexType, RecordMetaData, RecordMetaDataBuilder, RecordTypeDef,
@@ -680,5 +682,60 @@ fn a_cache_can_be_turned_off() {
         let tx = db.create_transaction().unwrap();
         let stats = tx.store_state_cache().unwrap().stats();
         assert_eq!((stats.hits, stats.misses, stats.entries), (0, 0, 0));
+    });
+}
+
+#[test]
+fn a_transaction_that_changed_the_state_never_caches_it_even_with_snapshot_ryw_off() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let cache = Arc::new(StoreStateCache::new());
+        let v1 = builder(1).index(index("by_email")).build().unwrap();
+        open(&db, &v1, &through(&cache)).await.unwrap();
+        open(&db, &v1, &through(&cache)).await.unwrap();
+        let layout = StoreLayout::new(subspace());
+        // A tool disables the index as documented (caches told first), in a
+        // transaction whose snapshot reads do not see its own writes, and opens the
+        // store there; the transaction never commits.
+        let tool = db.create_transaction().unwrap();
+        tool.set_option(TransactionOption::SnapshotRywDisable)
+            .unwrap();
+        invalidate_store_state_caches(&tool);
+        tool.set(
+            &layout.index_state_key("by_email"),
+            &[IndexState::Disabled.code()],
+        );
+        let inside = open_store(&tool, subspace(), &v1, &through(&cache))
+            .await
+            .unwrap();
+        assert_eq!(inside.index_states()["by_email"], IndexState::Disabled);
+        tool.cancel();
+        // Nothing of it reached the cache: the next open sees the committed state.
+        let after = open(&db, &v1, &through(&cache)).await.unwrap();
+        assert_eq!(after.index_states()["by_email"], IndexState::Readable);
+        // The same for an SDK change: an upgrade, then an open, in one transaction.
+        let v2 = builder(2)
+            .index(index("by_email"))
+            .index(index("by_name"))
+            .build()
+            .unwrap();
+        let upgrader = db.create_transaction().unwrap();
+        upgrader
+            .set_option(TransactionOption::SnapshotRywDisable)
+            .unwrap();
+        open_store(&upgrader, subspace(), &v2, &through(&cache))
+            .await
+            .unwrap();
+        let again = open_store(&upgrader, subspace(), &v2, &through(&cache))
+            .await
+            .unwrap();
+        assert_eq!(again.header().metadata_version, 2, "its own upgrade");
+        upgrader.cancel();
+        let committed = open(&db, &v1, &through(&cache)).await.unwrap();
+        assert_eq!(
+            committed.header().metadata_version,
+            1,
+            "the upgrade never committed"
+        );
     });
 }

@@ -193,6 +193,8 @@ struct State {
     after_busy: Option<AfterBusy>,
     persistent: Persistent,
     versionstamp: Option<[u8; 10]>,
+    /// This attempt changed record-store state (see `mark_store_state_changed`).
+    store_state_changed: bool,
 }
 
 impl State {
@@ -204,6 +206,7 @@ impl State {
             after_busy: None,
             persistent: Persistent::default(),
             versionstamp: None,
+            store_state_changed: false,
         }
     }
 
@@ -340,6 +343,7 @@ impl State {
         };
         self.poison = None;
         self.deferred = None;
+        self.store_state_changed = false;
         // An explicit reset is a fresh transaction: FoundationDB drops every option.
         self.persistent = Persistent::default();
         self.slot = match tr.and_then(|tr| self.persistent.apply(&tr).map(|()| tr)) {
@@ -612,6 +616,7 @@ impl kv::Transaction for FdbTransaction {
                 let outcome = state.poison.map_or(outcome, Err);
                 if outcome.is_ok() {
                     state.deferred = None;
+                    state.store_state_changed = false;
                 }
                 outcome
             })
@@ -628,6 +633,14 @@ impl kv::Transaction for FdbTransaction {
 
     fn store_state_cache(&self) -> Option<&StoreStateCache> {
         Some(&self.shared.store_states)
+    }
+
+    fn mark_store_state_changed(&self) {
+        self.lock().store_state_changed = true;
+    }
+
+    fn store_state_changed(&self) -> bool {
+        self.lock().store_state_changed
     }
 }
 

@@ -89,6 +89,21 @@ pub enum Position {
     End,
 }
 
+impl Position {
+    /// The same position owning its key, rather than sharing the buffer of the batch it
+    /// was read from (a kept continuation would otherwise keep the whole batch alive).
+    fn detached(self) -> Position {
+        match self {
+            Position::After(key) => Position::After(Bytes::copy_from_slice(&key)),
+            Position::Children { last, children } => Position::Children {
+                last,
+                children: children.into_iter().map(Position::detached).collect(),
+            },
+            other => other,
+        }
+    }
+}
+
 /// Where to resume a scan: a position bound to the scan it came from.
 ///
 /// Get one from [`Cursor::continuation`](super::Cursor::continuation) or a
@@ -112,7 +127,10 @@ impl fmt::Debug for Continuation {
 
 impl Continuation {
     pub(crate) fn new(binding: [u8; BINDING_LEN], position: Position) -> Self {
-        Continuation { binding, position }
+        Continuation {
+            binding,
+            position: position.detached(),
+        }
     }
     /// The scan has not returned anything yet.
     pub fn is_start(&self) -> bool {

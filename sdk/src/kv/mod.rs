@@ -199,6 +199,21 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     fn store_state_cache(&self) -> Option<&crate::store::StoreStateCache> {
         None
     }
+
+    /// Marks this attempt as having changed record-store state (a header, an index
+    /// state, or the metadata version key), until `reset` or `on_error`: its opens then
+    /// read the state, never a cached one, and cache nothing. A transaction cannot see
+    /// its own bump of the metadata version key (and with snapshot read-your-writes
+    /// off it sees the old value), so the mark, not the key, says the state may be this
+    /// transaction's own. Backends without a mark ignore it, and say every attempt may
+    /// be marked (which only turns the cache off).
+    fn mark_store_state_changed(&self) {}
+
+    /// Whether [`mark_store_state_changed`](Self::mark_store_state_changed) was called
+    /// in this attempt.
+    fn store_state_changed(&self) -> bool {
+        true
+    }
 }
 
 /// FoundationDB's metadata version key. Its value is the versionstamp of the last

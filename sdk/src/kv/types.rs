@@ -63,7 +63,6 @@ const ROW_HEADER: usize = 8;
 impl BatchBuilder {
     /// A batch expected to hold about `rows` rows and at most `max_bytes` bytes.
     pub(crate) fn new(rows: usize, max_bytes: usize) -> Self {
-        let max_bytes = max_bytes.saturating_add(rows.saturating_mul(ROW_HEADER));
         Self::with_capacity(rows.saturating_mul(BYTES_PER_ROW).min(max_bytes))
     }
     /// A batch whose rows take exactly `bytes` bytes of keys and values in `rows` rows.

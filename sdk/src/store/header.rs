@@ -46,7 +46,7 @@
 use super::state_cache::{invalidate_store_state_caches, StoreState, StoreStateCache};
 use super::StoreError;
 use crate::kv::{
-    code, key_after, ConflictRangeType, RangeOption, Transaction, METADATA_VERSION_KEY,
+    code, key_after, strinc, ConflictRangeType, RangeOption, Transaction, METADATA_VERSION_KEY,
 };
 use crate::layout::{StoreLayout, FORMAT_VERSION};
 use crate::metadata::RecordMetaData;
@@ -249,9 +249,11 @@ pub async fn open_store<T: Transaction>(
             Some(&*shared)
         }
     };
+    // A transaction that changed store state reads its own: nothing cached fits it,
+    // and what it reads may never commit.
+    let cache = cache.filter(|_| !tx.store_state_changed());
     // The metadata version key as of this transaction's read version; `None` when it
-    // cannot vouch for a cached state (no cache, never bumped, or bumped by this very
-    // transaction, which FoundationDB makes unreadable).
+    // cannot vouch for a cached state (no cache, or never bumped).
     let stamp = match cache {
         Some(_) => match tx.get(METADATA_VERSION_KEY, true).await {
             Ok(stamp) => stamp,
@@ -294,21 +296,26 @@ fn open_cached<T: Transaction>(
     metadata: &RecordMetaData,
     options: &OpenOptions,
 ) -> Result<Option<OpenedStore>, StoreError> {
-    if options.existence == StoreExistence::MustNotExist {
-        return Err(StoreError::StoreAlreadyExists);
-    }
-    if check_existing(&state.header, metadata, options)? != OpenPlan::AsIs {
-        return Ok(None);
-    }
-    // The conflicts an uncached open takes: the header key and the index states.
+    // The conflicts an uncached open takes, whatever it then decides: the header key and
+    // the index states.
     let header_key = layout.header_key();
     tx.add_conflict_range(
         &header_key,
         &key_after(&header_key),
         ConflictRangeType::Read,
     )?;
-    let (begin, end) = layout.index_states().range();
-    tx.add_conflict_range(&begin, &end, ConflictRangeType::Read)?;
+    let states = layout.index_states();
+    tx.add_conflict_range(
+        states.bytes(),
+        &strinc(states.bytes()),
+        ConflictRangeType::Read,
+    )?;
+    if options.existence == StoreExistence::MustNotExist {
+        return Err(StoreError::StoreAlreadyExists);
+    }
+    if check_existing(&state.header, metadata, options)? != OpenPlan::AsIs {
+        return Ok(None);
+    }
     Ok(Some(OpenedStore {
         layout: layout.clone(),
         outcome: OpenOutcome::Opened,

@@ -15,15 +15,21 @@
 //! no state change, committed in between, and uses the entry. It still adds the read
 //! conflicts an uncached open takes (the header key and the index-state range), so a
 //! concurrent state change makes it conflict exactly as before. A transaction that
-//! bumped the key itself cannot read it (`accessed_unreadable`) and reads the state
-//! directly. The key is read as a snapshot: bumps never conflict with opens.
+//! changed the state itself is marked ([`Transaction::mark_store_state_changed`]): its
+//! opens read the state directly and cache nothing (it could not tell its own changes
+//! from committed ones: FoundationDB makes its own bump unreadable, or, with snapshot
+//! read-your-writes off, shows the old value). The key is read as a snapshot: bumps
+//! never conflict with opens.
 //!
-//! Tools that write a store's header or index-state keys directly must bump the key
-//! too ([`invalidate_store_state_caches`]), or caches keep serving the old state.
+//! Tools that write a store's header or index-state keys directly must call
+//! [`invalidate_store_state_caches`] in that transaction before writing them or opening
+//! the store, or caches keep serving the old state.
 //!
 //! Each database handle owns one cache ([`Transaction::store_state_cache`]); all its
 //! transactions share it. [`OpenOptions::state_cache`](super::OpenOptions) turns it
-//! off for one open or substitutes another cache.
+//! off for one open or substitutes another cache (one cache must only ever serve one
+//! database: entries are keyed by subspace, and two databases may show the same
+//! metadata version).
 
 use super::header::{IndexState, RecordStoreHeader};
 use crate::kv::{MutationType, Transaction, METADATA_VERSION_KEY, METADATA_VERSION_REQUIRED_VALUE};
@@ -186,10 +192,13 @@ impl StoreStateCache {
 }
 
 /// Bumps the metadata version key, so that every store-state cache (in this process
-/// and in every other client of the database) reads store states afresh. The SDK does
-/// it whenever it writes a header or an index state; call it after writing such keys
-/// by other means.
+/// and in every other client of the database) reads store states afresh, and marks
+/// the transaction so that its own opens read the state and cache nothing. The SDK
+/// does it whenever it writes a header or an index state; a tool writing such keys by
+/// other means must call it in the same transaction *before* writing them or opening
+/// a store (an open before it could cache the tool's uncommitted writes).
 pub fn invalidate_store_state_caches<T: Transaction>(tx: &T) {
+    tx.mark_store_state_changed();
     tx.atomic_op(
         METADATA_VERSION_KEY,
         &METADATA_VERSION_REQUIRED_VALUE,

@@ -4,7 +4,7 @@
 use crate::harness::*;
 use fdb_records::kv::code::*;
 use fdb_records::kv::{
-    limits, Database, FdbError, KeySelector, MutationType, RangeOption, Transaction,
+    limits, Database, FdbError, KeySelector, MutationType, RangeOption, StreamingMode, Transaction,
     TransactionOption,
 };
 use futures::executor::block_on;
@@ -23,6 +23,7 @@ conformance!(
     timeout_option,
     every_use_after_timeout_reports_timed_out,
     timeout_option_through_retry_loop,
+    huge_row_limits_are_just_limits,
 );
 
 /// A key under the prefix exactly `len` bytes long.
@@ -426,4 +427,27 @@ pub fn timeout_option_through_retry_loop<H: Harness>(h: &H) {
         "it retried before timing out"
     );
     assert_eq!(block_on(get(&db, &k)), None);
+}
+
+/// A limit is an upper bound, not a size: a range read asked for up to `usize::MAX`
+/// rows (in any streaming mode) reads what there is.
+pub fn huge_row_limits_are_just_limits<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        put_all(&db, &[h.kv("huge/a", b"1"), h.kv("huge/b", b"2")]).await;
+        let t = tx(&db);
+        for mode in [
+            StreamingMode::WantAll,
+            StreamingMode::Exact,
+            StreamingMode::Iterator,
+        ] {
+            let range = RangeOption::from_keys(&h.k("huge/"), &h.k("huge0"))
+                .with_limit(usize::MAX)
+                .with_mode(mode);
+            let rows = t.get_range(&range, 1, false).await.unwrap();
+            assert_eq!(rows.key_values.len(), 2, "{mode:?}");
+            let batch = t.get_range_batch(&range, 1, false).await.unwrap();
+            assert_eq!(batch.len(), 2, "{mode:?}");
+        }
+    });
 }

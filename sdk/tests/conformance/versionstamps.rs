@@ -479,7 +479,34 @@ pub fn metadata_version_key_accepts_only_a_versionstamp_bump<H: Harness>(h: &H) 
             assert_eq!(code(t.commit().await), expected, "{what}");
         }
         assert_eq!(get(&db, &h.k("beside")).await, None, "nothing committed");
-        // Its single-key range is a legal explicit conflict range.
+        // A versionstamped key whose template lies past `\xff` (the offset follows the
+        // metadata version key) is outside the key space.
+        let t = tx(&db);
+        let mut template = METADATA_VERSION_KEY.to_vec();
+        template.extend_from_slice(&5u32.to_le_bytes());
+        t.atomic_op(&template, b"v", MutationType::SetVersionstampedKey);
+        assert_eq!(code(t.commit().await), KEY_OUTSIDE_LEGAL_RANGE, "template");
+        // Conflict ranges: only the key's own single-key range, and only to read.
+        let t = tx(&db);
+        for (begin, end, kind) in [
+            (
+                METADATA_VERSION_KEY,
+                METADATA_VERSION_KEY_END,
+                ConflictRangeType::Write,
+            ),
+            (
+                METADATA_VERSION_KEY,
+                METADATA_VERSION_KEY,
+                ConflictRangeType::Read,
+            ),
+        ] {
+            assert_eq!(
+                code(t.add_conflict_range(begin, end, kind)),
+                KEY_OUTSIDE_LEGAL_RANGE,
+                "{kind:?} [{begin:?}, {end:?})"
+            );
+        }
+        // Its single-key range is a legal explicit read conflict range.
         let t = tx(&db);
         t.add_conflict_range(
             METADATA_VERSION_KEY,

@@ -381,6 +381,13 @@ impl Engine {
             .is_some_and(|b| b.replies.len() >= MAX_BATCH);
         if full || !fill.waiting.is_empty() {
             fill.waiting.push_back(Queued { request, reply });
+            // A batch all of whose committers left has no closer: this one closes it,
+            // or it and everything queued behind it would wait forever.
+            if let Some(open) = fill.open.as_mut().filter(|b| b.closer.is_none()) {
+                open.parked = false;
+                open.closer = Some(me.mailbox.clone());
+                me.close = true;
+            }
         } else {
             me.close = self.add(&mut fill, request, reply);
         }
@@ -859,6 +866,43 @@ mod tests {
         .unwrap();
         assert_eq!(read, (Some(b"1".to_vec()), Some(b"2".to_vec())));
         assert_eq!(db.committed_version(), version);
+    }
+
+    #[test]
+    fn a_full_batch_whose_committers_all_left_is_closed_by_the_next_arrival() {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        // A full batch, then every one of its committers drops its future (as a
+        // timeout would): the batch has nobody left to close it.
+        let mut pending: Vec<Pin<Box<dyn Future<Output = _>>>> = (0..super::MAX_BATCH)
+            .map(|i| {
+                let tx = db.create_transaction().unwrap();
+                tx.set(format!("gone/{i}").as_bytes(), b"v");
+                Box::pin(async move { tx.commit().await }) as Pin<Box<dyn Future<Output = _>>>
+            })
+            .collect();
+        for commit in &mut pending {
+            assert!(commit.as_mut().poll(&mut cx).is_pending());
+        }
+        drop(pending);
+        // The next commit finds the batch full, waits behind it, and must close it.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let late = db.clone();
+        std::thread::spawn(move || {
+            let tx = late.create_transaction().unwrap();
+            tx.set(b"late", b"v");
+            let _ = sender.send(block_on(tx.commit()).map(|c| c.version));
+        });
+        let version = receiver
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the commit behind an abandoned full batch finishes")
+            .unwrap();
+        assert_eq!(db.committed_version(), version);
+        assert_eq!(
+            db.stats().batches,
+            2,
+            "the abandoned batch, then the late one"
+        );
     }
 
     #[test]

@@ -188,8 +188,10 @@ impl Storage {
     /// returns.
     ///
     /// Batches must be committed in version order. On an error the batch is not
-    /// applied, or not known to be; either way storage fails for good (see the module
-    /// documentation), as later batches would build on it.
+    /// applied (`io_error`), or not known to be (`commit_unknown_result`: redb holds it
+    /// and makes it durable when it closes, whether or not its log record is); either
+    /// way storage fails for good (see the module documentation), as later batches
+    /// would build on it.
     pub(crate) fn commit_batch(&self, batch: StorageBatch) -> Result<StorageSnapshot, FdbError> {
         self.check_usable()?;
         let committed = self.commit_and_log(batch);
@@ -230,15 +232,19 @@ impl Storage {
             tx.set_durability(Durability::Immediate)
                 .map_err(storage_error)?;
             tx.commit().map_err(storage_error)?;
-            wal.lock().unwrap_or_else(|p| p.into_inner()).rewind()?;
-            return self.snapshot();
+            return committed_then(|| {
+                wal.lock().unwrap_or_else(|p| p.into_inner()).rewind()?;
+                self.snapshot()
+            });
         }
         tx.commit().map_err(storage_error)?;
-        let snapshot = self.snapshot()?;
-        let mut wal = wal.lock().unwrap_or_else(|p| p.into_inner());
-        wal.write(&record)?;
-        wal.sync()?;
-        Ok(snapshot)
+        committed_then(|| {
+            let snapshot = self.snapshot()?;
+            let mut wal = wal.lock().unwrap_or_else(|p| p.into_inner());
+            wal.write(&record)?;
+            wal.sync()?;
+            Ok(snapshot)
+        })
     }
 
     /// Whether a batch is made durable by a sync (on disk), rather than in memory only.
@@ -267,6 +273,15 @@ impl Storage {
         tx.commit().map_err(storage_error)?;
         wal.truncate()
     }
+}
+
+/// Runs what follows a batch's redb commit: once redb holds the batch it may become
+/// durable whatever happens next, so a failure then is an unknown result.
+fn committed_then<T>(rest: impl FnOnce() -> Result<T, FdbError>) -> Result<T, FdbError> {
+    rest().map_err(|e| {
+        eprintln!("fdb-records: a commit batch in redb could not be logged: {e}");
+        FdbError::from_code(code::COMMIT_UNKNOWN_RESULT)
+    })
 }
 
 /// One batch's storage write while the batch fills (see [`Storage::begin_batch`]).
@@ -325,7 +340,9 @@ impl Drop for Storage {
     fn drop(&mut self) {
         let Some(log) = self.wal.take() else { return };
         if self.failed.load(Ordering::Acquire) {
-            // Leave redb at its last checkpoint; reopening replays what the log holds.
+            // No checkpoint and no log changes: reopening replays what the log holds
+            // (redb still makes its last non-durable commits durable as it closes;
+            // their batches were reported as unknown results).
             return;
         }
         let mut wal = log.into_inner().unwrap_or_else(|p| p.into_inner());

@@ -28,6 +28,8 @@ const EXACT_MODE_WITHOUT_LIMITS: i32 = 2210;
 const BATCH_BYTES: usize = 1 << 20;
 /// Rows a range read makes room for up front; more grow the result as they come.
 const INITIAL_ROWS: usize = 16;
+/// Most rows a range read makes room for up front, whatever its limit says.
+const MAX_PRESIZED_ROWS: usize = 1024;
 
 fn err(c: i32) -> FdbError {
     FdbError::from_code(c)
@@ -92,6 +94,8 @@ struct TxState {
     size_limit: usize,
     idempotent: bool,
     snapshot_ryw: bool,
+    /// This attempt changed record-store state (see `mark_store_state_changed`).
+    store_state_changed: bool,
     created_at: Duration,
     retries: u32,
     backoff: Duration,
@@ -114,6 +118,7 @@ impl TxState {
             size_limit: limits::MAX_TRANSACTION_SIZE,
             idempotent: false,
             snapshot_ryw: true,
+            store_state_changed: false,
             created_at: now,
             retries: 0,
             backoff: limits::INITIAL_RETRY_DELAY,
@@ -132,6 +137,7 @@ impl TxState {
         self.writes = WriteBuffer::default();
         self.deferred = None;
         self.committed = None;
+        self.store_state_changed = false;
     }
 
     fn timed_out(&self, now: Duration) -> bool {
@@ -426,7 +432,7 @@ impl EmbeddedTransaction {
         // Sized for the rows asked for, when a limit says how many (a cursor's first
         // read does); otherwise grown as rows come.
         let expected_rows = match range.limit {
-            Some(limit) => row_cap.min(limit),
+            Some(limit) => row_cap.min(limit).min(MAX_PRESIZED_ROWS),
             None => row_cap.min(INITIAL_ROWS),
         };
         let mut batch = BatchBuilder::new(expected_rows, byte_cap);
@@ -804,6 +810,11 @@ impl Transaction for EmbeddedTransaction {
                         .len()
                         .checked_sub(4)
                         .ok_or(err(code::CLIENT_INVALID_OPERATION))?;
+                    // FoundationDB checks the whole template against the key space: a
+                    // template at the metadata version key is outside it.
+                    if key >= KEYSPACE_END {
+                        return Err(err(code::KEY_OUTSIDE_LEGAL_RANGE));
+                    }
                     check_write(&key[..body], param.len())?;
                 }
                 MutationType::SetVersionstampedValue => {
@@ -830,8 +841,10 @@ impl Transaction for EmbeddedTransaction {
         if begin > end {
             return Err(err(code::INVERTED_RANGE));
         }
-        // The metadata version key's own range is the one legal range past `\xff`.
-        let metadata_version = begin >= METADATA_VERSION_KEY && end <= METADATA_VERSION_KEY_END;
+        // The metadata version key's own range, read, is the one legal range past `\xff`.
+        let metadata_version = kind == ConflictRangeType::Read
+            && begin == METADATA_VERSION_KEY
+            && end == METADATA_VERSION_KEY_END;
         if !metadata_version {
             legal_range_end(end)?;
         }
@@ -915,5 +928,13 @@ impl Transaction for EmbeddedTransaction {
 
     fn store_state_cache(&self) -> Option<&crate::store::StoreStateCache> {
         Some(&self.inner.engine.store_states)
+    }
+
+    fn mark_store_state_changed(&self) {
+        self.lock().store_state_changed = true;
+    }
+
+    fn store_state_changed(&self) -> bool {
+        self.lock().store_state_changed
     }
 }
