@@ -705,12 +705,9 @@ impl<T: Transaction> RecordStore<T> {
             Some(v) => Some(decode_version(&pk, &v)?),
             None => None,
         };
-        {
-            let local = self.local();
-            if !local.saved.is_empty() {
-                if let Some(v) = local.saved.get(&layout::primary_key_bytes(&pk)) {
-                    version = Some(*v);
-                }
+        if self.shared.saved_any.load(Ordering::Relaxed) {
+            if let Some(v) = self.local().saved.get(&layout::primary_key_bytes(&pk)) {
+                version = Some(*v);
             }
         }
         Ok(Some(self.decode_bytes(pk, &bytes, 1, version)?))

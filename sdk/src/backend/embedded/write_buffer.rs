@@ -132,6 +132,10 @@ impl WriteBuffer {
 
     /// How to answer a read of `key`.
     pub(crate) fn lookup(&self, key: &[u8]) -> Lookup<'_> {
+        if self.mutations.is_empty() {
+            // Nothing written (reads far outnumber writes): storage answers.
+            return Lookup::Stored(NO_MUTATIONS);
+        }
         if self.unreadable.contains(key) {
             return Lookup::Unreadable;
         }
