@@ -865,10 +865,8 @@ impl<T: Transaction> RecordStore<T> {
         match self.layout.parse_record_key(key) {
             Some((pk, pk_len, suffix)) => {
                 let start = self.layout.records().bytes().len();
-                // Exactly as long as the key (the unpacked vector has room for four):
-                // small allocations stay on the allocator's fast path.
-                let mut owned = Vec::with_capacity(pk.len());
-                owned.extend(pk.into_iter().map(Element::into_owned));
+                // Collected in place: the unpacked vector's allocation is reused.
+                let owned: KeyTuple = pk.into_iter().map(Element::into_owned).collect();
                 Ok((owned, start..start + pk_len, suffix))
             }
             None => Err(RecordStoreError::CorruptRecord {
