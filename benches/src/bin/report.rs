@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p benches --bin report            # 1M records for paging
 //! cargo run --release -p benches --bin report -- --quick # 100k records, shorter slices
+//! cargo run --release -p benches --bin report -- --only sqlite # one section
 //! ```
 //!
 //! Rows:
@@ -53,13 +54,34 @@ enum Decode {
     Typed,
 }
 
+/// The sections `--only` selects, in the order they run.
+const SECTIONS: [&str; 5] = ["save", "load", "count", "sqlite", "paging"];
+
+const USAGE: &str = "usage: report [--quick] [--only save|load|count|sqlite|paging]";
+
+/// Parses the command line; a wrong argument ends the process with the usage, before
+/// anything is measured.
 fn cfg() -> Cfg {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1).cloned());
+    let (mut quick, mut only) = (false, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--only" => match args.next() {
+                Some(section) if SECTIONS.contains(&section.as_str()) => only = Some(section),
+                other => exit_with_usage(&format!(
+                    "--only needs one of {}, not {:?}",
+                    SECTIONS.join(", "),
+                    other.unwrap_or_default()
+                )),
+            },
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => exit_with_usage(&format!("unknown argument {other:?}")),
+        }
+    }
     Cfg {
         quick,
         only,
@@ -67,6 +89,11 @@ fn cfg() -> Cfg {
         slice: Duration::from_millis(if quick { 400 } else { 1_500 }),
         rounds: if quick { 3 } else { 5 },
     }
+}
+
+fn exit_with_usage(problem: &str) -> ! {
+    eprintln!("report: {problem}\n{USAGE}");
+    std::process::exit(2);
 }
 
 impl Cfg {

@@ -178,7 +178,7 @@ async fn run() -> Result<Checks, Box<dyn std::error::Error + Send + Sync>> {
         );
     }
 
-    println!("7. Page through all users, {PAGE_SIZE} per page, with a signed continuation token");
+    println!("7. Read two pages of users, {PAGE_SIZE} per page, with a signed continuation token");
     // A token is an opaque string a client hands back; signing it means a client
     // cannot forge or alter one. Each page runs in its own transaction.
     let codec = ContinuationCodec::signed(b"quickstart demo key");
