@@ -8,13 +8,14 @@
 //! (reads) or durable commits. Sample sizes are small so the whole run stays within a
 //! few minutes on a 2-core machine; `engine-report` gives the interleaved comparison.
 
+mod common;
+
 use benches::{
     commits, concurrent_commits, point_reads, point_reads_with, scans, scans_with, Backend,
     EngineBackend, Fixture, RedbBackend, Rng, Stop, WriteKeys, CLIENTS, KEYS,
 };
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use std::hint::black_box;
-use std::time::Duration;
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
@@ -60,12 +61,7 @@ fn concurrent_commit_bench<B: Backend>(
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots()
-        .configure_from_args();
+    let mut c = common::criterion();
 
     let engine = Fixture::<EngineBackend>::new(KEYS);
     let raw = Fixture::<RedbBackend>::new(KEYS);

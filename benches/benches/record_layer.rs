@@ -10,6 +10,8 @@
 //! records (the raw side reads the same 201 keys with one range read and decodes the
 //! records). The `report` bin runs the same workloads interleaved, and against SQLite.
 
+mod common;
+
 use benches::records::{
     bulk_load, load_typed, metadata, page, raw_load_typed, raw_save_one, save_one, Users,
 };
@@ -23,7 +25,6 @@ use futures::executor::block_on;
 use prost::Message;
 use prost_reflect::DynamicMessage;
 use std::hint::black_box;
-use std::time::Duration;
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
@@ -37,12 +38,7 @@ fn group<'a>(c: &'a mut Criterion, name: &str, elements: u64) -> Group<'a> {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .without_plots()
-        .configure_from_args();
+    let mut c = common::criterion();
     let users = Users::new();
     let md = metadata(true, true);
 
