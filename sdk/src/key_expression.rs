@@ -339,7 +339,16 @@ pub enum ExpressionError {
     RecordTypeKeyUnavailable,
     #[error("the expression uses the record version but none was supplied")]
     VersionUnavailable,
+    /// A concatenation of fan-outs multiplies their lengths; beyond this many tuples the
+    /// entries could not fit in a transaction anyway, and building them would exhaust
+    /// memory first.
+    #[error("the expression yields {count} tuples for one record; the limit is {limit}")]
+    TooManyTuples { count: u64, limit: usize },
 }
+
+/// Most tuples one evaluation may yield: each becomes an index entry of at least a
+/// few bytes, twice over with its write conflict, in a 10 MB transaction.
+pub const MAX_EVALUATED_TUPLES: usize = 1_000_000;
 
 fn eval(
     expr: &KeyExpression,
@@ -410,7 +419,14 @@ fn eval(
             let mut acc: Vec<KeyTuple> = vec![vec![]];
             for child in children {
                 let parts = eval(child, descriptor, message, context)?;
-                let mut next = Vec::with_capacity(acc.len() * parts.len());
+                let count = (acc.len() as u64).saturating_mul(parts.len() as u64);
+                if count > MAX_EVALUATED_TUPLES as u64 {
+                    return Err(ExpressionError::TooManyTuples {
+                        count,
+                        limit: MAX_EVALUATED_TUPLES,
+                    });
+                }
+                let mut next = Vec::with_capacity(count as usize);
                 for prefix in &acc {
                     for part in &parts {
                         let mut tuple = prefix.clone();

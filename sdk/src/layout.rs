@@ -124,7 +124,7 @@ impl StoreLayout {
     /// prefix: see [`primary_key_bytes`]) and its suffix, in one pass.
     pub fn parse_record_key<'k>(&self, key: &'k [u8]) -> Option<(Vec<Element<'k>>, usize, i64)> {
         let tail = key.strip_prefix(self.records.bytes())?;
-        let parsed: RecordKeyTail<'k> = foundationdb_tuple::unpack(tail).ok()?;
+        let parsed: RecordKeyTail<'k> = unpack_stored(tail).ok()?;
         Some((parsed.primary_key, parsed.primary_key_len, parsed.suffix))
     }
     /// `(1, (pk...))`: every key of one record (data, chunks, version).
@@ -287,7 +287,7 @@ impl StoreLayout {
             return KeyInfo::NotInStore;
         }
         let rest = &key[self.store.bytes().len()..];
-        let Ok(elements) = foundationdb_tuple::unpack::<Vec<Element<'_>>>(rest) else {
+        let Ok(elements) = unpack_stored::<Vec<Element<'_>>>(rest) else {
             return KeyInfo::Unknown { raw: rest.to_vec() };
         };
         let elements: Vec<Element<'static>> =
@@ -391,6 +391,135 @@ impl StoreLayout {
             _ => unknown(),
         }
     }
+}
+
+/// Deepest tuple nesting a key may have. The SDK nests two levels (the primary key
+/// in a record key, `concatenate` in an index entry); a few more leave room for
+/// applications' own nested tuples.
+pub const MAX_TUPLE_NESTING: usize = 64;
+
+/// Why `elements` cannot be packed into a key, if they cannot: `foundationdb_tuple`
+/// panics on an integer of more than 255 bytes, and unpacking recurses once per
+/// nesting level (see [`MAX_TUPLE_NESTING`]).
+///
+/// ```
+/// use fdb_records::layout::check_packable;
+/// use foundationdb_tuple::Element;
+/// assert!(check_packable(&[Element::Int(1)]).is_ok());
+/// let huge = Element::BigInt(num_bigint::BigInt::from(1) << 3000);
+/// assert!(check_packable(&[huge]).is_err());
+/// ```
+pub fn check_packable(elements: &[Element<'_>]) -> Result<(), String> {
+    // Iterative, so that the check itself cannot overflow the stack; allocates only for
+    // nested tuples.
+    let mut pending: Vec<(&[Element<'_>], usize)> = Vec::new();
+    let mut next = Some((elements, 1));
+    while let Some((elements, level)) = next.take().or_else(|| pending.pop()) {
+        for element in elements {
+            match element {
+                Element::BigInt(v) if v.magnitude().bits() > 255 * 8 => {
+                    return Err(format!(
+                        "an integer of {} bits; keys hold at most 255 bytes",
+                        v.magnitude().bits()
+                    ));
+                }
+                // Keys nest a caller's tuple up to two levels deeper (a primary key
+                // inside a record key or an index entry), and must stay readable.
+                Element::Tuple(_) if level > MAX_TUPLE_NESTING - 2 => {
+                    return Err(format!(
+                        "tuples nested deeper than {} levels",
+                        MAX_TUPLE_NESTING - 2
+                    ));
+                }
+                Element::Tuple(nested) => pending.push((nested, level + 1)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `foundationdb_tuple::unpack` for bytes read from the database: a key nested deeper
+/// than [`MAX_TUPLE_NESTING`] is an error, not a stack overflow.
+pub fn unpack_stored<'de, T: foundationdb_tuple::TupleUnpack<'de>>(
+    bytes: &'de [u8],
+) -> foundationdb_tuple::PackResult<T> {
+    if !nesting_within_limit(bytes) {
+        return Err(foundationdb_tuple::PackError::Message(
+            format!("tuple nested deeper than {MAX_TUPLE_NESTING} levels").into(),
+        ));
+    }
+    foundationdb_tuple::unpack(bytes)
+}
+
+/// [`Subspace::unpack`] for keys read from the database (see [`unpack_stored`]).
+pub fn unpack_stored_in<'de, T: foundationdb_tuple::TupleUnpack<'de>>(
+    subspace: &Subspace,
+    key: &'de [u8],
+) -> foundationdb_tuple::PackResult<T> {
+    match key.strip_prefix(subspace.bytes()) {
+        Some(rest) => unpack_stored(rest),
+        None => Err(foundationdb_tuple::PackError::BadPrefix),
+    }
+}
+
+/// Whether the tuple bytes `bytes` nest no deeper than [`MAX_TUPLE_NESTING`].
+///
+/// `foundationdb_tuple::unpack` recurses once per level with no bound, so a stored key
+/// of nested tuples (up to 5,000 levels fit in FoundationDB's 10,000 bytes) would
+/// overflow the stack of whoever reads it. This walks the same grammar without
+/// recursion: it follows nested tuples' open and close bytes itself and lets the crate
+/// skip every other element. It stops at the first element the crate cannot parse: the
+/// unpack that follows fails there, no deeper than this walk went.
+fn nesting_within_limit(bytes: &[u8]) -> bool {
+    // Each level takes a 0x05 byte: keys with few of them (every key the SDK writes)
+    // need no walk, and short keys not even the count.
+    if bytes.len() <= MAX_TUPLE_NESTING
+        || bytes.iter().filter(|&&b| b == 0x05).count() <= MAX_TUPLE_NESTING
+    {
+        return true;
+    }
+    struct Walk(bool);
+    impl<'de> foundationdb_tuple::TupleUnpack<'de> for Walk {
+        fn unpack(
+            mut input: &'de [u8],
+            depth: foundationdb_tuple::TupleDepth,
+        ) -> foundationdb_tuple::PackResult<(&'de [u8], Self)> {
+            const NESTED: u8 = 0x05;
+            const NIL: u8 = 0x00;
+            const ESCAPE: u8 = 0xff;
+            // One level below the root: the crate unpacks exactly one element there.
+            let element_depth = depth.increment();
+            let mut level = 0usize;
+            while let Some(&code) = input.first() {
+                match code {
+                    NESTED => {
+                        level += 1;
+                        if level > MAX_TUPLE_NESTING {
+                            return Ok((&[], Walk(false)));
+                        }
+                        input = &input[1..];
+                    }
+                    // Inside a nested tuple a nil is escaped; a lone 0x00 closes it.
+                    NIL if level > 0 && input.get(1) != Some(&ESCAPE) => {
+                        level -= 1;
+                        input = &input[1..];
+                    }
+                    NIL => input = &input[if level > 0 { 2 } else { 1 }..],
+                    _ => match <Element<'de> as foundationdb_tuple::TupleUnpack>::unpack(
+                        input,
+                        element_depth,
+                    ) {
+                        Ok((rest, _)) => input = rest,
+                        Err(_) => break,
+                    },
+                }
+            }
+            Ok((&[], Walk(true)))
+        }
+    }
+    // `unpack` hands the walk the root depth, which only the crate can make.
+    foundationdb_tuple::unpack::<Walk>(bytes).is_ok_and(|Walk(ok)| ok)
 }
 
 /// The part of a record key after the records prefix: `((pk...), suffix)`.

@@ -195,6 +195,8 @@ struct State {
     versionstamp: Option<[u8; 10]>,
     /// This attempt changed record-store state (see `mark_store_state_changed`).
     store_state_changed: bool,
+    /// Run when this attempt commits (see `on_commit`).
+    commit_hooks: Vec<kv::CommitHook>,
 }
 
 impl State {
@@ -207,6 +209,7 @@ impl State {
             persistent: Persistent::default(),
             versionstamp: None,
             store_state_changed: false,
+            commit_hooks: Vec::new(),
         }
     }
 
@@ -344,6 +347,7 @@ impl State {
         self.poison = None;
         self.deferred = None;
         self.store_state_changed = false;
+        self.commit_hooks.clear();
         // An explicit reset is a fresh transaction: FoundationDB drops every option.
         self.persistent = Persistent::default();
         self.slot = match tr.and_then(|tr| self.persistent.apply(&tr).map(|()| tr)) {
@@ -548,6 +552,9 @@ impl kv::Transaction for FdbTransaction {
     }
 
     fn commit(&self) -> impl Future<Output = FdbResult<Committed>> + Send {
+        // Outside the lock: hooks write into this transaction.
+        let hooks = std::mem::take(&mut self.lock().commit_hooks);
+        hooks.into_iter().for_each(|hook| hook());
         let started = self.lock().take(Busy::Committing);
         let started = started.map(|tr| {
             // Taken before `commit` consumes the transaction; ready once it succeeds.
@@ -617,6 +624,7 @@ impl kv::Transaction for FdbTransaction {
                 if outcome.is_ok() {
                     state.deferred = None;
                     state.store_state_changed = false;
+                    state.commit_hooks.clear();
                 }
                 outcome
             })
@@ -641,6 +649,11 @@ impl kv::Transaction for FdbTransaction {
 
     fn store_state_changed(&self) -> bool {
         self.lock().store_state_changed
+    }
+
+    fn on_commit(&self, hook: kv::CommitHook) -> bool {
+        self.lock().commit_hooks.push(hook);
+        true
     }
 }
 

@@ -197,6 +197,9 @@ impl<T: Transaction, I: PrimaryKeyed + Send + 'static> ScanPlan<T> for Union<T, 
     fn is_reverse(&self) -> bool {
         self.children.first().is_some_and(|c| c.is_reverse())
     }
+    fn check(&self) -> Result<(), CursorError> {
+        self.children.iter().try_for_each(|c| c.check())
+    }
     fn bind(&self, h: &mut BindingHasher) {
         bind_children(h, Mode::Union, &self.children);
     }
@@ -214,6 +217,9 @@ impl<T: Transaction, I: PrimaryKeyed + Send + 'static> ScanPlan<T> for Intersect
     type Item = I;
     fn is_reverse(&self) -> bool {
         self.children.first().is_some_and(|c| c.is_reverse())
+    }
+    fn check(&self) -> Result<(), CursorError> {
+        self.children.iter().try_for_each(|c| c.check())
     }
     fn bind(&self, h: &mut BindingHasher) {
         bind_children(h, Mode::Intersection, &self.children);

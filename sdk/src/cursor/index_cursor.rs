@@ -67,6 +67,13 @@ impl<T: Transaction> ScanPlan<T> for IndexScan {
         self.reverse
     }
 
+    fn check(&self) -> Result<(), CursorError> {
+        Ok(crate::store::check_bounds(
+            &self.range.low,
+            &self.range.high,
+        )?)
+    }
+
     fn bind(&self, h: &mut BindingHasher) {
         // Bounds as packed tuples: the same bytes whatever the store.
         let sub = foundationdb_tuple::Subspace::all();

@@ -641,6 +641,11 @@ pub trait ScanPlan<T: Transaction>: Send + Sync {
     /// are added by [`RecordStore::execute`]).
     #[doc(hidden)]
     fn bind(&self, hasher: &mut BindingHasher);
+    /// Checks the caller's tuples in the plan before anything packs them.
+    #[doc(hidden)]
+    fn check(&self) -> Result<(), CursorError> {
+        Ok(())
+    }
     /// Opens the scan at a position (already checked to belong to this plan's
     /// binding; the plan checks that it lies inside its range).
     #[doc(hidden)]
@@ -714,6 +719,7 @@ impl<T: Transaction> RecordStore<T> {
         plan: &P,
         options: &ExecuteOptions,
     ) -> Result<Cursor<P::Item>, CursorError> {
+        plan.check()?;
         let binding = self.scan_binding(plan, &options.label);
         let position = match &options.continuation {
             None => Position::Start,

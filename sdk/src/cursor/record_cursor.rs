@@ -172,6 +172,13 @@ impl<T: Transaction> ScanPlan<T> for RecordScan {
         self.reverse
     }
 
+    fn check(&self) -> Result<(), CursorError> {
+        Ok(crate::store::check_bounds(
+            &self.range.low,
+            &self.range.high,
+        )?)
+    }
+
     fn bind(&self, h: &mut BindingHasher) {
         let (low, high) = self.range.to_bytes();
         h.bytes(b"records");

@@ -90,6 +90,33 @@ pub enum IndexWrite {
     },
 }
 
+/// Every key an update writes within FoundationDB's key limit, as a typed error for the
+/// save rather than `key_too_large` from the transaction (which would fail it whole):
+/// aggregate group keys and versionstamped entries are as long as the values in them.
+fn check_key_sizes(
+    index: &str,
+    primary_key: &[Element<'static>],
+    writes: &[IndexWrite],
+) -> Result<(), RecordStoreError> {
+    let written = writes.iter().filter_map(|w| match w {
+        IndexWrite::Set { key, .. } | IndexWrite::Atomic { key, .. } => Some(key.len()),
+        // The template ends with the versionstamp's 4-byte offset.
+        IndexWrite::SetVersionstampedKey { template, .. } => Some(template.len().saturating_sub(4)),
+        IndexWrite::Clear { .. } | IndexWrite::CancelVersionstampedKey { .. } => None,
+    });
+    match written.max() {
+        Some(size) if size > crate::kv::limits::MAX_KEY_SIZE => {
+            Err(RecordStoreError::KeyTooLarge {
+                what: format!("index `{index}` entry"),
+                primary_key: primary_key.to_vec(),
+                size,
+                limit: crate::kv::limits::MAX_KEY_SIZE,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Why an update is being planned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpdateMode {
@@ -188,13 +215,16 @@ impl IndexMaintainer for Maintainer {
         mode: UpdateMode,
     ) -> impl Future<Output = Result<Vec<IndexWrite>, RecordStoreError>> + Send + 'a {
         async move {
-            match self {
+            let primary_key = new.as_ref().or(old.as_ref()).map(|r| r.primary_key);
+            let writes = match self {
                 Maintainer::Value(m) => m.plan_update(tx, layout, old, new, mode).await,
                 Maintainer::Count(m) => m.plan_update(tx, layout, old, new, mode).await,
                 Maintainer::Sum(m) => m.plan_update(tx, layout, old, new, mode).await,
                 Maintainer::MinMax(m) => m.plan_update(tx, layout, old, new, mode).await,
                 Maintainer::Version(m) => m.plan_update(tx, layout, old, new, mode).await,
-            }
+            }?;
+            check_key_sizes(&self.index().name, primary_key.unwrap_or_default(), &writes)?;
+            Ok(writes)
         }
     }
 }

@@ -16,7 +16,7 @@ fn decode(
     key: &[u8],
     value: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), RecordStoreError> {
-    match layout.index_range(index).unpack::<Element<'_>>(key) {
+    match crate::layout::unpack_stored_in::<Element<'_>>(&layout.index_range(index), key) {
         Ok(Element::Bytes(b)) => Ok((b.to_vec(), value.to_vec())),
         other => Err(RecordStoreError::CorruptIndex {
             index: index.to_string(),

@@ -58,9 +58,7 @@ pub(crate) fn entry_primary_key(
         index: index.to_string(),
         detail,
     };
-    let mut elements: Vec<Element<'_>> = layout
-        .index(index)
-        .unpack(key)
+    let mut elements: Vec<Element<'_>> = crate::layout::unpack_stored_in(&layout.index(index), key)
         .map_err(|e| corrupt(format!("undecodable entry key: {e:?}")))?;
     match elements.pop() {
         Some(Element::Tuple(pk)) => Ok((

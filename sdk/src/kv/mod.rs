@@ -214,7 +214,22 @@ pub trait Transaction: Clone + Send + Sync + 'static {
     fn store_state_changed(&self) -> bool {
         true
     }
+
+    /// Runs `hook` when this attempt commits, before its writes go out. The record
+    /// store buffers versionstamped writes that a later change in the same transaction
+    /// may cancel, and hands them over here, so that they are committed even when a
+    /// handle on the store outlives the commit. Hooks belong to the attempt: `reset`
+    /// and a successful `on_error` drop them. Returns whether the backend runs hooks;
+    /// backends outside this crate don't, and the store then writes its buffer when
+    /// its last handle is dropped.
+    fn on_commit(&self, hook: CommitHook) -> bool {
+        drop(hook);
+        false
+    }
 }
+
+/// Work a layer hands to [`Transaction::on_commit`].
+pub type CommitHook = Box<dyn FnOnce() + Send>;
 
 /// FoundationDB's metadata version key. Its value is the versionstamp of the last
 /// transaction that bumped it (absent until the first bump); layers bump it whenever

@@ -211,7 +211,14 @@ impl RangeBatch {
             .slice(row.value_at..row.value_at + row.value.len())
     }
     /// A part of a row's key as an owned slice of the batch (no copy).
+    ///
+    /// Panics if `range` is not within the key, as slicing the key would.
     pub fn key_bytes(&self, row: &BatchRow<'_>, range: std::ops::Range<usize>) -> Bytes {
+        assert!(
+            range.start <= range.end && range.end <= row.key.len(),
+            "range {range:?} outside a key of {} bytes",
+            row.key.len()
+        );
         let key_at = row.value_at - row.key.len();
         self.bytes.slice(key_at + range.start..key_at + range.end)
     }
@@ -302,7 +309,7 @@ impl KeySelector {
     }
     /// The same selector moved by `delta` keys.
     pub fn offset_by(mut self, delta: i32) -> Self {
-        self.offset += delta;
+        self.offset = self.offset.saturating_add(delta);
         self
     }
 }

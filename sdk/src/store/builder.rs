@@ -264,7 +264,8 @@ impl<D: Database> OnlineIndexBuilder<D> {
         // below: a concurrent change of a record in it conflicts, while the keys the
         // scan read past the limit do not.
         let scan = store
-            .scan_raw(&begin, &end, false, Some(limit), true)
+            // At least one record, or a batch would mark its gap built unread.
+            .scan_raw(&begin, &end, false, Some(limit.max(1)), true)
             .await?;
         let maintainer = store.maintainer(name)?;
         let index = maintainer.index();
@@ -317,12 +318,11 @@ impl<D: Database> OnlineIndexBuilder<D> {
             .await?;
         let mut violations = Vec::new();
         for kv in kvs {
-            let mut elements: Vec<Element<'_>> =
-                sub.unpack(&kv.key)
-                    .map_err(|e| RecordStoreError::CorruptIndex {
-                        index: self.index.clone(),
-                        detail: format!("bad uniqueness violation key: {e:?}"),
-                    })?;
+            let mut elements: Vec<Element<'_>> = crate::layout::unpack_stored_in(&sub, &kv.key)
+                .map_err(|e| RecordStoreError::CorruptIndex {
+                    index: self.index.clone(),
+                    detail: format!("bad uniqueness violation key: {e:?}"),
+                })?;
             let pk = match elements.pop() {
                 Some(Element::Tuple(pk)) => pk.into_iter().map(Element::into_owned).collect(),
                 _ => Vec::new(),

@@ -222,15 +222,40 @@ impl StoreChecker {
             .collect();
         match &self.phase {
             Phase::Records(from) => {
-                let scan = store
-                    .scan_raw(from, b"\xff", false, Some(self.page_size), true)
-                    .await?;
+                let mut end = b"\xff".to_vec();
+                let mut bad_key = None;
+                let scan = loop {
+                    match store
+                        .scan_raw(from, &end, false, Some(self.page_size), true)
+                        .await
+                    {
+                        // A key that is no record key stops every scan over it: check
+                        // the records before it, report it, and go on after it.
+                        Err(RecordStoreError::CorruptRecordKey { key }) if key < end => {
+                            end = key.clone();
+                            bad_key = Some(key);
+                        }
+                        other => break other?,
+                    }
+                };
                 for raw in scan.records {
                     next.check_record(store, &readable, raw).await?;
                 }
                 // check_record advanced the position past each record.
                 if !scan.more {
-                    next.phase = Phase::Entries(0, None);
+                    next.phase = match bad_key {
+                        Some(key) => {
+                            next.report.problems.push(Problem::CorruptRecord {
+                                primary_key: Vec::new(),
+                                detail: format!(
+                                    "key {} in the records space is no record key",
+                                    crate::kv::printable(&key)
+                                ),
+                            });
+                            Phase::Records(crate::kv::key_after(&key))
+                        }
+                        None => Phase::Entries(0, None),
+                    };
                 }
             }
             Phase::Entries(n, after) => match entry_indexes.get(*n) {
@@ -467,7 +492,7 @@ impl StoreChecker {
             let group: Option<Vec<Element<'_>>> = if key.as_slice() == sub.bytes() {
                 Some(Vec::new())
             } else if sub.is_start_of(key) {
-                sub.unpack(key).ok()
+                crate::layout::unpack_stored_in(&sub, key).ok()
             } else {
                 None
             };

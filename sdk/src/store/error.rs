@@ -96,6 +96,15 @@ pub enum RecordStoreError {
     /// An index expression produced a tuple with more than one record version.
     #[error("index `{index}` uses the record version more than once in one entry")]
     MultipleVersionsInEntry { index: String },
+    /// A key in the store's records space is not a record key `(1, (pk...), suffix)`.
+    /// `key` is the key's bytes after the records prefix.
+    #[error("unreadable record key {}", crate::kv::printable(.key))]
+    CorruptRecordKey { key: Vec<u8> },
+    /// A caller's tuple (primary key, range bound, aggregate group) cannot be packed
+    /// into a key: an integer of more than 255 bytes, or nesting deeper than
+    /// [`MAX_TUPLE_NESTING`](crate::layout::MAX_TUPLE_NESTING).
+    #[error("invalid tuple: {detail}")]
+    InvalidTuple { detail: String },
     /// Stored index or bookkeeping data could not be decoded.
     #[error("corrupt data in index `{index}`: {detail}")]
     CorruptIndex { index: String, detail: String },

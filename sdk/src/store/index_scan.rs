@@ -1,7 +1,10 @@
 //! Reading indexes: entry scans by value or range, the records behind entries,
 //! aggregate reads, and the VERSION index's "changes since" scan.
 
-use super::{RecordStore, RecordStoreError, RecordVersion, ScanOptions, StoredRecord};
+use super::{
+    check_bounds, check_tuple, RecordStore, RecordStoreError, RecordVersion, ScanOptions,
+    StoredRecord,
+};
 use crate::index::{self, min_max, value::entry_primary_key, IndexMaintainer};
 use crate::key_expression::KeyTuple;
 use crate::kv::{Bytes, RangeOption, Transaction};
@@ -122,6 +125,7 @@ impl<T: Transaction> RecordStore<T> {
             &[IndexType::Value, IndexType::Version],
             "a VALUE or VERSION index",
         )?;
+        check_bounds(&range.low, &range.high)?;
         self.scan_entries(index, range, options, false).await
     }
 
@@ -187,6 +191,7 @@ impl<T: Transaction> RecordStore<T> {
         limit: Option<usize>,
     ) -> Result<Vec<IndexEntry>> {
         self.readable_index(index, &[IndexType::Version], "a VERSION index")?;
+        check_tuple(group)?;
         let group: KeyTuple = group.iter().cloned().map(Element::into_owned).collect();
         let low = match after {
             Some(v) => {
@@ -205,6 +210,7 @@ impl<T: Transaction> RecordStore<T> {
     }
 
     async fn aggregate_raw(&self, index: &str, group: &[Element<'_>]) -> Result<Option<Vec<u8>>> {
+        check_tuple(group)?;
         let key = self.layout().index_group_key(index, group);
         Ok(self.transaction().get(&key, false).await?)
     }
@@ -296,7 +302,7 @@ impl<T: Transaction> RecordStore<T> {
                 let group: Vec<Element<'_>> = if key == *sub.bytes() {
                     Vec::new()
                 } else {
-                    sub.unpack(&key)
+                    crate::layout::unpack_stored_in(&sub, &key)
                         .map_err(|e| corrupt(format!("undecodable group: {e:?}")))?
                 };
                 let value = match kind {

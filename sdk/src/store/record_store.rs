@@ -224,8 +224,8 @@ struct Local {
     next_order: u32,
     /// Versions of records saved in this transaction, by primary-key bytes.
     saved: BTreeMap<Vec<u8>, RecordVersion>,
-    /// Versionstamped mutations, applied by [`RecordStore::prepare_commit`] (or when the
-    /// last handle is dropped): key → (param, op).
+    /// Versionstamped mutations, applied when the transaction commits, when the last
+    /// handle is dropped or by [`RecordStore::prepare_commit`]: key → (param, op).
     pending: BTreeMap<Vec<u8>, (Vec<u8>, MutationType)>,
 }
 
@@ -238,7 +238,14 @@ struct Shared<T: Transaction> {
 
 impl<T: Transaction> Shared<T> {
     fn flush(&self) {
-        let pending = std::mem::take(&mut self.local.lock().expect("store state").pending);
+        // Never panics, even on a lock poisoned by a panic elsewhere: this runs in `Drop`,
+        // where a second panic would abort the process.
+        let mut local = self
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pending = std::mem::take(&mut local.pending);
+        drop(local);
         for (key, (param, op)) in pending {
             self.tx.atomic_op(&key, &param, op);
         }
@@ -259,9 +266,10 @@ impl<T: Transaction> Drop for Shared<T> {
 /// retry after `commit_unknown_result` whose first attempt committed changes nothing.
 ///
 /// Versionstamped writes (record versions, VERSION index entries) are buffered by the
-/// handle and written when the last clone of the handle is dropped or at
-/// [`prepare_commit`](Self::prepare_commit): commit after either. Use one handle per
-/// store per transaction (the record order within the transaction is per handle).
+/// handle, so that a later change in the transaction can cancel them, and written when
+/// the transaction commits (or the last clone of the handle is dropped, whichever is
+/// first). Use one handle per store per transaction (the record order within the
+/// transaction is per handle).
 ///
 /// ```
 /// use fdb_records::backend::embedded::EmbeddedDatabase;
@@ -339,12 +347,21 @@ impl<T: Transaction> RecordStore<T> {
     ) -> Result<Self> {
         let opened = open_store(tx, subspace, &metadata, options).await?;
         let maintainers = metadata.maintainers().clone();
+        let shared = Arc::new(Shared {
+            tx: tx.clone(),
+            local: Mutex::new(Local::default()),
+            saved_any: AtomicBool::new(false),
+        });
+        // Buffered versionstamped writes reach the commit even if a handle outlives it
+        // (held by the hook weakly: the last handle's drop still writes them too).
+        let weak = Arc::downgrade(&shared);
+        tx.on_commit(Box::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.flush();
+            }
+        }));
         Ok(RecordStore {
-            shared: Arc::new(Shared {
-                tx: tx.clone(),
-                local: Mutex::new(Local::default()),
-                saved_any: AtomicBool::new(false),
-            }),
+            shared,
             layout: opened.layout,
             metadata,
             state: opened.state,
@@ -397,11 +414,18 @@ impl<T: Transaction> RecordStore<T> {
     }
 
     fn local(&self) -> MutexGuard<'_, Local> {
-        self.shared.local.lock().expect("store state")
+        // The state holds plain maps, each change a single insert or remove: a panic
+        // elsewhere while it was held leaves it whole.
+        self.shared
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes the buffered versionstamped mutations into the transaction. Call before
-    /// committing if the handle outlives the commit; dropping the last handle does it.
+    /// Writes the buffered versionstamped mutations into the transaction now. The
+    /// backends of this crate do it at commit; a [`Transaction`] implemented elsewhere
+    /// may not run commit hooks ([`Transaction::on_commit`]), and then this (or dropping
+    /// the last handle) must come before the commit.
     pub fn prepare_commit(&self) {
         self.shared.flush();
     }
@@ -472,11 +496,14 @@ impl<T: Transaction> RecordStore<T> {
         let writes = self.plan_indexes(&pk, old.as_ref(), Some(new)).await?;
         let chunks = split::split(&bytes);
         let index_bytes: usize = writes.iter().map(write_size).sum();
+        // The record's chunks, and the clear of its range (as a mutation and as the write
+        // conflict that covers the chunks).
         let size = tx.get_approximate_size().await?.max(0) as usize
             + chunks
                 .iter()
                 .map(|(_, v)| v.len() + record_key_len)
                 .sum::<usize>()
+            + 4 * (record_key_len + 1)
             + index_bytes;
         if size > limits::MAX_TRANSACTION_SIZE {
             return Err(RecordStoreError::RecordTooLarge {
@@ -610,6 +637,7 @@ impl<T: Transaction> RecordStore<T> {
     /// Deletes a record and its index entries. Returns whether it existed (deleting an
     /// absent record is a no-op, so a retried delete is harmless).
     pub async fn delete_record(&self, pk: &[Element<'_>]) -> Result<bool> {
+        check_tuple(pk)?;
         let pk = owned(pk);
         let Some(raw) = self.read_raw(&pk, false).await? else {
             return Ok(false);
@@ -667,6 +695,7 @@ impl<T: Transaction> RecordStore<T> {
     /// (use [`load_dynamic`](Self::load_dynamic) or
     /// [`load_record_version`](Self::load_record_version) for the version).
     pub async fn load_record<M: Record>(&self, pk: &[Element<'_>]) -> Result<Option<M>> {
+        check_tuple(pk)?;
         let data_key = self.layout.record_key(pk, suffix::UNSPLIT);
         if let Some(bytes) = self.shared.tx.get(&data_key, false).await? {
             return Ok(Some(self.decode_typed(pk, &bytes)?));
@@ -691,6 +720,7 @@ impl<T: Transaction> RecordStore<T> {
     /// clear a record's whole range, so an unsplit value never sits next to leftover
     /// chunks; the checker reports it if one ever does.
     pub async fn load_dynamic(&self, pk: &[Element<'_>]) -> Result<Option<StoredRecord>> {
+        check_tuple(pk)?;
         let (data_key, version_key) = self.layout.record_data_and_version_keys(pk);
         let tx = &self.shared.tx;
         let (data, version) = futures::join!(tx.get(&data_key, false), tx.get(&version_key, false));
@@ -715,6 +745,7 @@ impl<T: Transaction> RecordStore<T> {
 
     /// The version of a record (incomplete if saved in this transaction).
     pub async fn load_record_version(&self, pk: &[Element<'_>]) -> Result<Option<RecordVersion>> {
+        check_tuple(pk)?;
         let pk = owned(pk);
         if let Some(v) = self.local().saved.get(&layout::primary_key_bytes(&pk)) {
             return Ok(Some(*v));
@@ -728,6 +759,7 @@ impl<T: Transaction> RecordStore<T> {
 
     /// Whether a record exists (reads only its first data key).
     pub async fn exists(&self, pk: &[Element<'_>]) -> Result<bool> {
+        check_tuple(pk)?;
         let record = self.layout.record(pk);
         let begin = record.pack(&suffix::UNSPLIT);
         let (_, end) = record.range();
@@ -759,6 +791,7 @@ impl<T: Transaction> RecordStore<T> {
         range: &RecordRange,
         options: ScanOptions,
     ) -> Result<Vec<StoredRecord>> {
+        check_bounds(&range.low, &range.high)?;
         let (low, high) = range.to_bytes();
         let scan = self
             .scan_raw(&low, &high, options.reverse, options.limit, false)
@@ -776,6 +809,13 @@ impl<T: Transaction> RecordStore<T> {
         limit: Option<usize>,
         snapshot: bool,
     ) -> Result<RawScan> {
+        if limit == Some(0) {
+            // Nothing is read, so nothing is known of what lies beyond.
+            return Ok(RawScan {
+                records: Vec::new(),
+                more: true,
+            });
+        }
         let records = self.layout.records();
         let begin = [records.bytes(), low].concat();
         let end = [records.bytes(), high].concat();
@@ -869,9 +909,11 @@ impl<T: Transaction> RecordStore<T> {
                 let owned: KeyTuple = pk.into_iter().map(Element::into_owned).collect();
                 Ok((owned, start..start + pk_len, suffix))
             }
-            None => Err(RecordStoreError::CorruptRecord {
-                primary_key: Vec::new(),
-                detail: format!("unexpected record key {}", crate::kv::printable(key)),
+            None => Err(RecordStoreError::CorruptRecordKey {
+                key: key
+                    .get(self.layout.records().bytes().len()..)
+                    .unwrap_or(key)
+                    .to_vec(),
             }),
         }
     }
@@ -1001,16 +1043,36 @@ fn covered<'r>(
     record.filter(|r| index.covers(&r.record_type.name))
 }
 
+/// A caller's tuple, checked before anything packs it (see [`layout::check_packable`]).
+pub(crate) fn check_tuple(tuple: &[Element<'_>]) -> Result<()> {
+    layout::check_packable(tuple).map_err(|detail| RecordStoreError::InvalidTuple { detail })
+}
+
+/// The tuples of a caller's range bounds, checked (see [`check_tuple`]).
+pub(crate) fn check_bounds(low: &Bound<KeyTuple>, high: &Bound<KeyTuple>) -> Result<()> {
+    for bound in [low, high] {
+        if let Bound::Included(t) | Bound::Excluded(t) = bound {
+            check_tuple(t)?;
+        }
+    }
+    Ok(())
+}
+
 fn owned(pk: &[Element<'_>]) -> KeyTuple {
     pk.iter().cloned().map(Element::into_owned).collect()
 }
 
+/// What a write adds to the transaction's size as FoundationDB counts it: the
+/// mutation, plus its write conflict range `[key, key\x00)`.
 fn write_size(w: &IndexWrite) -> usize {
+    let conflict = |key: &[u8]| 2 * key.len() + 1;
     match w {
-        IndexWrite::Set { key, value } => key.len() + value.len(),
-        IndexWrite::Clear { key } => 2 * key.len(),
-        IndexWrite::Atomic { key, param, .. } => key.len() + param.len(),
-        IndexWrite::SetVersionstampedKey { template, value } => template.len() + value.len(),
+        IndexWrite::Set { key, value } => key.len() + value.len() + conflict(key),
+        IndexWrite::Clear { key } => key.len() + conflict(key),
+        IndexWrite::Atomic { key, param, .. } => key.len() + param.len() + conflict(key),
+        IndexWrite::SetVersionstampedKey { template, value } => {
+            template.len() + value.len() + conflict(template)
+        }
         IndexWrite::CancelVersionstampedKey { .. } => 0,
     }
 }

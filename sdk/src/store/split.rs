@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 /// Largest value written for one chunk: FoundationDB's value size limit.
 pub const CHUNK_SIZE: usize = limits::MAX_VALUE_SIZE;
 const HEADER: usize = 4;
+/// Most chunks a record can have: all of it is written in one transaction.
+const MAX_CHUNKS: i64 = (limits::MAX_TRANSACTION_SIZE / CHUNK_SIZE) as i64 + 1;
 
 /// The `(suffix, value)` pairs that store `data`.
 pub(crate) fn split(data: &[u8]) -> Vec<(i64, Vec<u8>)> {
@@ -72,6 +74,12 @@ pub(crate) fn assemble(parts: Vec<(i64, Bytes)>) -> Result<Option<(Bytes, usize)
         return Err(SplitError::Corrupt("chunk 1 has no header".into()));
     }
     let n = u32::from_le_bytes(first[..HEADER].try_into().expect("4 bytes")) as i64;
+    // Read from the database: bounded before anything is sized by it.
+    if n > MAX_CHUNKS {
+        return Err(SplitError::Corrupt(format!(
+            "chunk 1 counts {n} chunks; a record has at most {MAX_CHUNKS}"
+        )));
+    }
     if let Some(extra) = parts.keys().find(|&&k| k < suffix::FIRST_CHUNK || k > n) {
         return Err(SplitError::Corrupt(format!(
             "chunk {extra} is beyond the record's {n} chunks"

@@ -61,9 +61,15 @@ impl ManualClock {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Moves time forward.
+    /// Moves time forward (saturating at about 584 years).
     pub fn advance(&self, by: Duration) {
-        self.nanos.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        // `fetch_update` never fails with a closure that always returns `Some`.
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(by))
+            });
     }
 }
 

@@ -96,6 +96,8 @@ struct TxState {
     snapshot_ryw: bool,
     /// This attempt changed record-store state (see `mark_store_state_changed`).
     store_state_changed: bool,
+    /// Run when this attempt commits (see `on_commit`).
+    commit_hooks: Vec<crate::kv::CommitHook>,
     created_at: Duration,
     retries: u32,
     backoff: Duration,
@@ -119,6 +121,7 @@ impl TxState {
             idempotent: false,
             snapshot_ryw: true,
             store_state_changed: false,
+            commit_hooks: Vec::new(),
             created_at: now,
             retries: 0,
             backoff: limits::INITIAL_RETRY_DELAY,
@@ -138,6 +141,7 @@ impl TxState {
         self.deferred = None;
         self.committed = None;
         self.store_state_changed = false;
+        self.commit_hooks.clear();
     }
 
     fn timed_out(&self, now: Duration) -> bool {
@@ -346,9 +350,15 @@ impl EmbeddedTransaction {
             } else {
                 anchor.to_vec()
             };
-            let found = Merged::new(writes, snap, &begin, KEYSPACE_END, false)?
-                .nth(sel.offset as usize - 1)
-                .transpose()?;
+            // Past the last user key (`first_greater_than(b"\xff")`), FoundationDB
+            // answers `\xff`: there is nothing to merge.
+            let found = if begin.as_slice() < KEYSPACE_END {
+                Merged::new(writes, snap, &begin, KEYSPACE_END, false)?
+                    .nth(sel.offset as usize - 1)
+                    .transpose()?
+            } else {
+                None
+            };
             match found {
                 Some(row) => {
                     let k = row.key().to_vec();
@@ -869,6 +879,9 @@ impl Transaction for EmbeddedTransaction {
     }
 
     async fn commit(&self) -> FdbResult<Committed> {
+        // Outside the lock: hooks write into this transaction.
+        let hooks = std::mem::take(&mut self.lock().commit_hooks);
+        hooks.into_iter().for_each(|hook| hook());
         self.maybe_delay().await;
         let request = match self.prepare_commit()? {
             Ok(request) => request,
@@ -909,7 +922,10 @@ impl Transaction for EmbeddedTransaction {
             }
             st.retries += 1;
             let delay = st.backoff.min(st.persistent.max_retry_delay);
-            st.backoff = (st.backoff * 2).min(st.persistent.max_retry_delay);
+            st.backoff = st
+                .backoff
+                .saturating_mul(2)
+                .min(st.persistent.max_retry_delay);
             st.reset_attempt();
             delay
         };
@@ -936,5 +952,10 @@ impl Transaction for EmbeddedTransaction {
 
     fn store_state_changed(&self) -> bool {
         self.lock().store_state_changed
+    }
+
+    fn on_commit(&self, hook: crate::kv::CommitHook) -> bool {
+        self.lock().commit_hooks.push(hook);
+        true
     }
 }

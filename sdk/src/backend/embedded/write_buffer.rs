@@ -150,11 +150,12 @@ impl WriteBuffer {
 
     /// Whether a range read of `[begin, end)` would touch a value not known until commit.
     pub(crate) fn range_unreadable(&self, begin: &[u8], end: &[u8]) -> bool {
-        self.unreadable.intersects(begin, end)
-            || self
-                .entries
-                .range::<[u8], ByteBounds>((Included(begin), Excluded(end)))
-                .any(|(_, e)| matches!(e, Entry::Unreadable))
+        begin < end
+            && (self.unreadable.intersects(begin, end)
+                || self
+                    .entries
+                    .range::<[u8], ByteBounds>((Included(begin), Excluded(end)))
+                    .any(|(_, e)| matches!(e, Entry::Unreadable)))
     }
 
     /// Whether this transaction wrote, cleared or versionstamped anything in `[begin, end)`.
