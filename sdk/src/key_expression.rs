@@ -350,6 +350,18 @@ pub enum ExpressionError {
 /// few bytes, twice over with its write conflict, in a 10 MB transaction.
 pub const MAX_EVALUATED_TUPLES: usize = 1_000_000;
 
+/// Fails an evaluation that would yield more than [`MAX_EVALUATED_TUPLES`], before
+/// they are built.
+fn check_tuple_count(count: u64) -> Result<(), ExpressionError> {
+    if count > MAX_EVALUATED_TUPLES as u64 {
+        return Err(ExpressionError::TooManyTuples {
+            count,
+            limit: MAX_EVALUATED_TUPLES,
+        });
+    }
+    Ok(())
+}
+
 fn eval(
     expr: &KeyExpression,
     descriptor: &MessageDescriptor,
@@ -409,7 +421,9 @@ fn eval(
                 (_, Some(m)) => {
                     let mut out = Vec::new();
                     for item in list(m, &fd).iter() {
-                        out.extend(eval(child, &child_descriptor, item.as_message(), context)?);
+                        let tuples = eval(child, &child_descriptor, item.as_message(), context)?;
+                        check_tuple_count(out.len() as u64 + tuples.len() as u64)?;
+                        out.extend(tuples);
                     }
                     Ok(out)
                 }
@@ -420,12 +434,7 @@ fn eval(
             for child in children {
                 let parts = eval(child, descriptor, message, context)?;
                 let count = (acc.len() as u64).saturating_mul(parts.len() as u64);
-                if count > MAX_EVALUATED_TUPLES as u64 {
-                    return Err(ExpressionError::TooManyTuples {
-                        count,
-                        limit: MAX_EVALUATED_TUPLES,
-                    });
-                }
+                check_tuple_count(count)?;
                 let mut next = Vec::with_capacity(count as usize);
                 for prefix in &acc {
                     for part in &parts {

@@ -79,6 +79,10 @@ pub mod suffix {
 
 /// The keys of one record store, under its subspace.
 ///
+/// Its key builders pack as `foundationdb_tuple::pack` does, which panics on a tuple
+/// that cannot be packed: the store checks callers' tuples first
+/// ([`check_packable`]); a tool calling these directly with outside input should too.
+///
 /// ```
 /// use fdb_records::layout::StoreLayout;
 /// use foundationdb_tuple::{Element, Subspace};

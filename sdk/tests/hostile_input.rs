@@ -12,7 +12,9 @@ use fdb_records::kv::{
 };
 use fdb_records::layout::{unpack_stored, StoreLayout, MAX_TUPLE_NESTING};
 use fdb_records::metadata::{Index, IndexType};
-use fdb_records::store::{RecordRange, RecordStore, RecordStoreError, ScanOptions, TupleRange};
+use fdb_records::store::{
+    Problem, RecordRange, RecordStore, RecordStoreError, ScanOptions, StoreChecker, TupleRange,
+};
 use foundationdb_tuple::{Element, Subspace};
 use futures::executor::block_on;
 use futures::StreamExt;
@@ -113,9 +115,16 @@ fn a_deeply_nested_stored_key_is_corrupt_data_not_a_stack_overflow() {
 
 #[test]
 fn stored_tuples_unpack_up_to_the_nesting_limit() {
-    let limit = nested_bytes(MAX_TUPLE_NESTING);
+    // Byte strings full of 0x05 first, so that the nesting is walked, not counted.
+    let at = |depth: usize| {
+        let mut bytes = foundationdb_tuple::pack(&(vec![0x05u8; 80],));
+        bytes.extend(nested_bytes(depth));
+        bytes
+    };
+    let limit = at(MAX_TUPLE_NESTING);
     let unpacked: Vec<Element<'_>> = unpack_stored(&limit).unwrap();
-    assert_eq!(unpacked.len(), 1);
+    assert_eq!(unpacked.len(), 2);
+    assert!(unpack_stored::<Vec<Element<'_>>>(&at(MAX_TUPLE_NESTING + 1)).is_err());
     assert!(unpack_stored::<Vec<Element<'_>>>(&nested_bytes(MAX_TUPLE_NESTING + 1)).is_err());
     // Nesting bytes inside byte strings and integers are data, not levels.
     let noisy = foundationdb_tuple::pack(&(
@@ -155,6 +164,9 @@ fn element(depth: u32) -> BoxedStrategy<Element<'static>> {
 proptest! {
     #[test]
     fn unpack_stored_agrees_with_unpack(tuple in proptest::collection::vec(element(6), 0..6)) {
+        // Led by 0x05 bytes, so that every case is walked rather than counted.
+        let mut tuple = tuple;
+        tuple.insert(0, Element::Bytes(vec![0x05u8; 80].into()));
         let packed = foundationdb_tuple::pack(&tuple);
         let expected: Vec<Element<'_>> = foundationdb_tuple::unpack(&packed).unwrap();
         let got: Vec<Element<'_>> = unpack_stored(&packed).unwrap();
@@ -406,7 +418,6 @@ fn stores_under_other_subspaces_are_untouched_by_the_checks() {
     let key = layout.record_key(&[Element::Int(3)], 0);
     let (pk, _, suffix) = layout.parse_record_key(&key).unwrap();
     assert_eq!((pk, suffix), (vec![Element::Int(3)], 0));
-    let _ = RecordStore::<<EmbeddedDatabase as Database>::Transaction>::open;
 }
 
 #[test]
@@ -429,21 +440,36 @@ fn the_checker_reports_a_key_that_is_no_record_key_and_checks_the_rest() {
         raw_set(&db, bad, b"x".to_vec()).await;
         let bad = layout.records().pack(&(2i64, "junk"));
         raw_set(&db, bad, b"x".to_vec()).await;
+        // And one among record 2's own keys, between its version and its data.
+        let mut inside = layout.record_version_key(&[Element::Int(2)]);
+        inside.push(0x00);
+        raw_set(&db, inside, b"x".to_vec()).await;
         assert_scan_finds_a_corrupt_record_key(&db).await;
-        let report = with_store(&db, &md, |s| async move {
-            fdb_records::store::check_store(&s).await
-        })
-        .await
-        .unwrap();
-        assert_eq!(report.records_checked, 3, "{report:?}");
-        assert_eq!(report.problems.len(), 2, "{report:?}");
-        assert!(
-            report
-                .problems
-                .iter()
-                .all(|p| p.to_string().contains("no record key")),
-            "{report:?}"
-        );
+        // Pages of every size: a bad key read again by the next page is reported once.
+        for page_size in 1..=4 {
+            let report = with_store(&db, &md, |s| async move {
+                let mut checker = StoreChecker::new().page_size(page_size);
+                while !checker.is_done() {
+                    checker = checker.step(&s).await?;
+                }
+                Ok(checker.into_report())
+            })
+            .await
+            .unwrap();
+            assert_eq!(report.records_checked, 3, "{report:?}");
+            assert_eq!(
+                report.problems.len(),
+                3,
+                "page size {page_size}: {report:?}"
+            );
+            assert!(
+                report
+                    .problems
+                    .iter()
+                    .all(|p| matches!(p, Problem::CorruptRecordKey { .. })),
+                "{report:?}"
+            );
+        }
     });
 }
 

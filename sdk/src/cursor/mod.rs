@@ -698,13 +698,18 @@ impl ExecuteOptions {
 impl<T: Transaction> RecordStore<T> {
     /// The binding a continuation of `plan` on this store carries: a SHA-256 of the
     /// store's subspace, the metadata version, the plan (kind, record type or index,
-    /// range, direction, children) and `label`.
+    /// range, direction, children) and `label`. A plan whose tuples cannot be packed
+    /// (see [`ScanPlan::check`]) binds to a value no packable plan has, and
+    /// [`execute`](Self::execute) refuses it.
     pub fn scan_binding<P: ScanPlan<T> + ?Sized>(&self, plan: &P, label: &[u8]) -> [u8; 32] {
         let mut h = BindingHasher::new();
         h.bytes(self.layout().store().bytes());
         h.u64(u64::from(self.metadata().version()));
         h.bytes(label);
-        plan.bind(&mut h);
+        match plan.check() {
+            Ok(()) => plan.bind(&mut h),
+            Err(_) => h.bytes(b"unpackable plan"),
+        }
         h.finish()
     }
 

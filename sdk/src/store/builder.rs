@@ -265,7 +265,7 @@ impl<D: Database> OnlineIndexBuilder<D> {
         // scan read past the limit do not.
         let scan = store
             // At least one record, or a batch would mark its gap built unread.
-            .scan_raw(&begin, &end, false, Some(limit.max(1)), true)
+            .scan_raw(&begin, &end, false, Some(limit.max(1)), true, false)
             .await?;
         let maintainer = store.maintainer(name)?;
         let index = maintainer.index();

@@ -75,6 +75,10 @@ pub enum Problem {
         primary_key: KeyTuple,
         detail: String,
     },
+    /// A key in the records space that is no record key (bytes after the records
+    /// prefix): every scan over it fails until it is removed.
+    #[error("key {} in the records space is no record key", crate::kv::printable(.key))]
+    CorruptRecordKey { key: Vec<u8> },
     #[error("record {} has no version", t(.primary_key))]
     MissingRecordVersion { primary_key: KeyTuple },
     #[error("index `{index}` lacks entry {} for record {}", t(.values), t(.primary_key))]
@@ -222,40 +226,27 @@ impl StoreChecker {
             .collect();
         match &self.phase {
             Phase::Records(from) => {
-                let mut end = b"\xff".to_vec();
-                let mut bad_key = None;
-                let scan = loop {
-                    match store
-                        .scan_raw(from, &end, false, Some(self.page_size), true)
-                        .await
-                    {
-                        // A key that is no record key stops every scan over it: check
-                        // the records before it, report it, and go on after it.
-                        Err(RecordStoreError::CorruptRecordKey { key }) if key < end => {
-                            end = key.clone();
-                            bad_key = Some(key);
-                        }
-                        other => break other?,
-                    }
-                };
+                // Keys that are no record keys are passed over (every other scan fails
+                // on them) and reported, wherever they sit, even among a record's keys.
+                let scan = store
+                    .scan_raw(from, b"\xff", false, Some(self.page_size), true, true)
+                    .await?;
                 for raw in scan.records {
                     next.check_record(store, &readable, raw).await?;
                 }
-                // check_record advanced the position past each record.
+                // check_record advanced the position past each record; keys from there
+                // on are read again by the next page.
+                let resume = match &next.phase {
+                    Phase::Records(resume) if scan.more => Some(resume.clone()),
+                    _ => None,
+                };
+                for key in scan.bad_keys {
+                    if resume.as_ref().is_none_or(|r| key < *r) {
+                        next.report.problems.push(Problem::CorruptRecordKey { key });
+                    }
+                }
                 if !scan.more {
-                    next.phase = match bad_key {
-                        Some(key) => {
-                            next.report.problems.push(Problem::CorruptRecord {
-                                primary_key: Vec::new(),
-                                detail: format!(
-                                    "key {} in the records space is no record key",
-                                    crate::kv::printable(&key)
-                                ),
-                            });
-                            Phase::Records(crate::kv::key_after(&key))
-                        }
-                        None => Phase::Entries(0, None),
-                    };
+                    next.phase = Phase::Entries(0, None);
                 }
             }
             Phase::Entries(n, after) => match entry_indexes.get(*n) {
@@ -446,7 +437,7 @@ impl StoreChecker {
             }
             let pk_bytes = layout::primary_key_bytes(&pk);
             if !cache.contains_key(&pk_bytes) {
-                let expected = match store.read_raw(&pk, true).await? {
+                let expected = match store.read_raw_skipping_bad_keys(&pk).await? {
                     None => Expected::NoRecord,
                     Some(raw) => match store.decode(raw) {
                         // Reported in the records phase; nothing to compare with.

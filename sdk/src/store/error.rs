@@ -101,8 +101,9 @@ pub enum RecordStoreError {
     #[error("unreadable record key {}", crate::kv::printable(.key))]
     CorruptRecordKey { key: Vec<u8> },
     /// A caller's tuple (primary key, range bound, aggregate group) cannot be packed
-    /// into a key: an integer of more than 255 bytes, or nesting deeper than
-    /// [`MAX_TUPLE_NESTING`](crate::layout::MAX_TUPLE_NESTING).
+    /// into a key: an integer of more than 255 bytes, or tuples nested more than
+    /// [`MAX_TUPLE_NESTING`](crate::layout::MAX_TUPLE_NESTING) − 2 levels (keys add up
+    /// to two; see [`check_packable`](crate::layout::check_packable)).
     #[error("invalid tuple: {detail}")]
     InvalidTuple { detail: String },
     /// Stored index or bookkeeping data could not be decoded.

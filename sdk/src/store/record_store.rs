@@ -215,6 +215,9 @@ pub(crate) struct RawScan {
     /// The limit stopped the scan before the end of the range.
     #[allow(dead_code)] // for the cursor module
     pub more: bool,
+    /// Keys that are no record keys (after the records prefix), passed over by a scan
+    /// that skips them (the checker's); any other scan fails on the first.
+    pub bad_keys: Vec<Vec<u8>>,
 }
 
 /// Per-transaction state shared by the clones of one store handle.
@@ -268,8 +271,9 @@ impl<T: Transaction> Drop for Shared<T> {
 /// Versionstamped writes (record versions, VERSION index entries) are buffered by the
 /// handle, so that a later change in the transaction can cancel them, and written when
 /// the transaction commits (or the last clone of the handle is dropped, whichever is
-/// first). Use one handle per store per transaction (the record order within the
-/// transaction is per handle).
+/// first). Use one handle per store per transaction attempt (the record order within
+/// the transaction is per handle): open it inside the closure given to
+/// [`Database::run`](crate::kv::Database::run), so that each retry opens its own.
 ///
 /// ```
 /// use fdb_records::backend::embedded::EmbeddedDatabase;
@@ -347,21 +351,12 @@ impl<T: Transaction> RecordStore<T> {
     ) -> Result<Self> {
         let opened = open_store(tx, subspace, &metadata, options).await?;
         let maintainers = metadata.maintainers().clone();
-        let shared = Arc::new(Shared {
-            tx: tx.clone(),
-            local: Mutex::new(Local::default()),
-            saved_any: AtomicBool::new(false),
-        });
-        // Buffered versionstamped writes reach the commit even if a handle outlives it
-        // (held by the hook weakly: the last handle's drop still writes them too).
-        let weak = Arc::downgrade(&shared);
-        tx.on_commit(Box::new(move || {
-            if let Some(shared) = weak.upgrade() {
-                shared.flush();
-            }
-        }));
         Ok(RecordStore {
-            shared,
+            shared: Arc::new(Shared {
+                tx: tx.clone(),
+                local: Mutex::new(Local::default()),
+                saved_any: AtomicBool::new(false),
+            }),
             layout: opened.layout,
             metadata,
             state: opened.state,
@@ -527,9 +522,11 @@ impl<T: Transaction> RecordStore<T> {
             local.saved.insert(layout::primary_key_bytes(&pk), version);
             let value =
                 foundationdb_tuple::pack_with_versionstamp(&(Versionstamp::incomplete(order),));
-            local.pending.insert(
+            self.buffer(
+                &mut local,
                 self.layout.record_version_key(&pk),
-                (value, MutationType::SetVersionstampedValue),
+                value,
+                MutationType::SetVersionstampedValue,
             );
         }
         self.apply(writes);
@@ -604,6 +601,22 @@ impl<T: Transaction> RecordStore<T> {
         Ok(writes)
     }
 
+    /// Buffers a versionstamped write until the commit. The first write into an empty
+    /// buffer asks the transaction to flush it when it commits (held weakly: if the
+    /// last handle is dropped first, its drop has written the buffer), so that the
+    /// writes are committed even when a handle outlives the commit.
+    fn buffer(&self, local: &mut Local, key: Vec<u8>, value: Vec<u8>, op: MutationType) {
+        if local.pending.is_empty() {
+            let weak = Arc::downgrade(&self.shared);
+            self.shared.tx.on_commit(Box::new(move || {
+                if let Some(shared) = weak.upgrade() {
+                    shared.flush();
+                }
+            }));
+        }
+        local.pending.insert(key, (value, op));
+    }
+
     pub(crate) fn apply(&self, writes: Vec<IndexWrite>) {
         let tx = &self.shared.tx;
         for write in writes {
@@ -612,9 +625,13 @@ impl<T: Transaction> RecordStore<T> {
                 IndexWrite::Clear { key } => tx.clear(&key),
                 IndexWrite::Atomic { key, param, op } => tx.atomic_op(&key, &param, op),
                 IndexWrite::SetVersionstampedKey { template, value } => {
-                    self.local()
-                        .pending
-                        .insert(template, (value, MutationType::SetVersionstampedKey));
+                    let mut local = self.local();
+                    self.buffer(
+                        &mut local,
+                        template,
+                        value,
+                        MutationType::SetVersionstampedKey,
+                    );
                 }
                 IndexWrite::CancelVersionstampedKey { template } => {
                     self.local().pending.remove(&template);
@@ -794,13 +811,14 @@ impl<T: Transaction> RecordStore<T> {
         check_bounds(&range.low, &range.high)?;
         let (low, high) = range.to_bytes();
         let scan = self
-            .scan_raw(&low, &high, options.reverse, options.limit, false)
+            .scan_raw(&low, &high, options.reverse, options.limit, false, false)
             .await?;
         scan.records.into_iter().map(|r| self.decode(r)).collect()
     }
 
     /// Reads the raw parts of the records whose primary-key bytes lie in `[low, high)`,
-    /// grouped per record, stopping after `limit` records.
+    /// grouped per record, stopping after `limit` records. A key that is no record key
+    /// fails the scan, unless `skip_bad_keys`.
     pub(crate) async fn scan_raw(
         &self,
         low: &[u8],
@@ -808,12 +826,14 @@ impl<T: Transaction> RecordStore<T> {
         reverse: bool,
         limit: Option<usize>,
         snapshot: bool,
+        skip_bad_keys: bool,
     ) -> Result<RawScan> {
         if limit == Some(0) {
             // Nothing is read, so nothing is known of what lies beyond.
             return Ok(RawScan {
                 records: Vec::new(),
                 more: true,
+                bad_keys: Vec::new(),
             });
         }
         let records = self.layout.records();
@@ -829,6 +849,7 @@ impl<T: Transaction> RecordStore<T> {
         let mut out: Vec<RawRecord> = Vec::new();
         let mut current: Option<(Bytes, RawRecord)> = None;
         let mut more = false;
+        let mut bad_keys = Vec::new();
         'scan: while let Some(batch) = batches.next().await {
             for kv in batch?.key_values {
                 if let Some((pk_bytes, raw)) = current.as_mut() {
@@ -837,7 +858,13 @@ impl<T: Transaction> RecordStore<T> {
                         continue;
                     }
                 }
-                let (pk, pk_range, part) = self.parse_record_key(&kv.key)?;
+                let (pk, pk_range, part) = match self.parse_record_key(&kv.key) {
+                    Err(RecordStoreError::CorruptRecordKey { key }) if skip_bad_keys => {
+                        bad_keys.push(key);
+                        continue;
+                    }
+                    parsed => parsed?,
+                };
                 let pk_bytes = kv.key.slice(pk_range);
                 if current.as_ref().is_none_or(|(b, _)| *b != pk_bytes) {
                     if let Some((_, done)) = current.take() {
@@ -893,7 +920,11 @@ impl<T: Transaction> RecordStore<T> {
         }
         // A record whose only key is a version (corrupt) still comes back, so that the
         // decoder reports it.
-        Ok(RawScan { records: out, more })
+        Ok(RawScan {
+            records: out,
+            more,
+            bad_keys,
+        })
     }
 
     /// A record key's primary key, where its primary-key bytes are in `key` (see
@@ -937,7 +968,21 @@ impl<T: Transaction> RecordStore<T> {
     ) -> Result<Option<RawRecord>> {
         let low = layout::primary_key_bytes(pk);
         let high = layout::primary_key_bytes_after(pk);
-        let scan = self.scan_raw(&low, &high, false, None, snapshot).await?;
+        let scan = self
+            .scan_raw(&low, &high, false, None, snapshot, false)
+            .await?;
+        Ok(scan.records.into_iter().next())
+    }
+
+    /// [`read_raw`](Self::read_raw) as the checker reads: a snapshot, passing over keys
+    /// that are no record keys (the records phase reports them).
+    pub(crate) async fn read_raw_skipping_bad_keys(
+        &self,
+        pk: &KeyTuple,
+    ) -> Result<Option<RawRecord>> {
+        let low = layout::primary_key_bytes(pk);
+        let high = layout::primary_key_bytes_after(pk);
+        let scan = self.scan_raw(&low, &high, false, None, true, true).await?;
         Ok(scan.records.into_iter().next())
     }
 
