@@ -1,11 +1,15 @@
 //! Behaviour of the embedded engine beyond the backend-neutral conformance suite:
-//! group commit and its determinism.
+//! group commit and its determinism, and `on_error`'s backoff as FoundationDB's
+//! client computes it.
 
-use fdb_records::backend::embedded::{EmbeddedDatabase, ManualClock};
-use fdb_records::kv::{Database, MutationType, Transaction};
+use fdb_records::backend::embedded::{Clock, EmbeddedDatabase, ManualClock};
+use fdb_records::kv::{
+    code, limits, Database, FdbError, MutationType, Transaction, TransactionOption,
+};
 use futures::executor::block_on;
 use futures::future::join_all;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 fn commit_concurrently(db: &EmbeddedDatabase, n: usize) -> Vec<i64> {
     block_on(join_all((0..n).map(|i| {
@@ -80,4 +84,95 @@ fn conflicting_commits_in_one_batch_are_resolved_in_queue_order() {
         "{results:?}"
     );
     assert_eq!(db.stats().rejected, 1);
+}
+
+/// The waits of `on_error` for `errors`, in order, on one transaction of a database
+/// seeded with `seed` (read off a manual clock, which a sleep advances).
+fn retry_waits(seed: u64, max_retry_delay: Option<Duration>, errors: &[i32]) -> Vec<Duration> {
+    let clock = ManualClock::new();
+    let db = EmbeddedDatabase::builder()
+        .clock(clock.clone())
+        .seed(seed)
+        .in_memory()
+        .unwrap();
+    let tx = db.create_transaction().unwrap();
+    if let Some(d) = max_retry_delay {
+        tx.set_option(TransactionOption::MaxRetryDelay(d)).unwrap();
+    }
+    block_on(async {
+        let mut waits = Vec::new();
+        for &e in errors {
+            let before = clock.now();
+            tx.on_error(FdbError::from_code(e)).await.unwrap();
+            waits.push(clock.now() - before);
+        }
+        waits
+    })
+}
+
+#[test]
+fn conflict_backoff_doubles_to_the_maximum_and_waits_a_random_part_of_it() {
+    let errors = [code::NOT_COMMITTED; 12];
+    let mut below_half = 0;
+    let mut samples = 0;
+    for seed in 0..200 {
+        let waits = retry_waits(seed, None, &errors);
+        for (i, wait) in waits.iter().enumerate() {
+            // 10 ms, 20 ms, 40 ms ... up to the 1 s default maximum.
+            let backoff =
+                (limits::INITIAL_RETRY_DELAY * (1 << i)).min(limits::DEFAULT_MAX_RETRY_DELAY);
+            assert!(
+                *wait < backoff,
+                "seed {seed} retry {i}: waited {wait:?}, backoff {backoff:?}"
+            );
+            below_half += usize::from(*wait < backoff / 2);
+            samples += 1;
+        }
+    }
+    // Uniform on [0, backoff): about half the waits fall below half the backoff.
+    let share = below_half as f64 / samples as f64;
+    assert!(
+        (0.4..0.6).contains(&share),
+        "{below_half} of {samples} below half"
+    );
+}
+
+#[test]
+fn backoff_jitter_is_replayed_by_its_seed() {
+    let errors = [
+        code::NOT_COMMITTED,
+        code::COMMIT_UNKNOWN_RESULT,
+        code::NOT_COMMITTED,
+    ];
+    assert_eq!(retry_waits(7, None, &errors), retry_waits(7, None, &errors));
+    assert_ne!(retry_waits(7, None, &errors), retry_waits(8, None, &errors));
+}
+
+#[test]
+fn transaction_too_old_waits_a_fixed_delay_and_does_not_grow_the_backoff() {
+    let mut errors = vec![code::TRANSACTION_TOO_OLD; 6];
+    errors.push(code::FUTURE_VERSION);
+    errors.push(code::NOT_COMMITTED);
+    let waits = retry_waits(3, None, &errors);
+    for wait in &waits[..7] {
+        assert_eq!(*wait, limits::FUTURE_VERSION_RETRY_DELAY);
+    }
+    // The first conflict after them still draws from the initial backoff.
+    assert!(waits[7] < limits::INITIAL_RETRY_DELAY, "{:?}", waits[7]);
+}
+
+#[test]
+fn max_retry_delay_caps_every_wait() {
+    let cap = Duration::from_millis(3);
+    let waits = retry_waits(
+        11,
+        Some(cap),
+        &[
+            code::TRANSACTION_TOO_OLD,
+            code::NOT_COMMITTED,
+            code::NOT_COMMITTED,
+        ],
+    );
+    assert_eq!(waits[0], cap);
+    assert!(waits[1..].iter().all(|w| *w < cap), "{waits:?}");
 }

@@ -132,7 +132,9 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> Result<SimReport, SimFailure> {
     let clock = ManualClock::new();
     let mut summary = String::new();
     for phase in 0..PHASES {
-        let mut builder = EmbeddedDatabase::builder().clock(clock.clone());
+        let mut builder = EmbeddedDatabase::builder()
+            .clock(clock.clone())
+            .seed(seed.wrapping_add(u64::from(phase)));
         if cfg.faults {
             builder = builder.faults(faults(seed, phase));
         }

@@ -539,6 +539,11 @@ pub mod limits {
     pub const MAX_TRANSACTION_LIFETIME: Duration = Duration::from_secs(5);
     /// Default upper bound of the retry backoff.
     pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_millis(1000);
-    /// First retry backoff delay.
+    /// First retry backoff delay; each retryable error doubles it (up to the maximum
+    /// retry delay) and `on_error` waits a uniformly random part of it.
     pub const INITIAL_RETRY_DELAY: Duration = Duration::from_millis(10);
+    /// The fixed wait of `on_error` after `transaction_too_old` or `future_version`
+    /// (FoundationDB's `FUTURE_VERSION_RETRY_DELAY`): no jitter, and the backoff of
+    /// later conflicts does not grow.
+    pub const FUTURE_VERSION_RETRY_DELAY: Duration = Duration::from_millis(10);
 }

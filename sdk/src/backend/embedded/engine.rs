@@ -1,13 +1,16 @@
 //! The shared state of one embedded database: storage, the current read snapshot,
-//! the commit pipeline, the resolver and fault injection.
+//! the commit pipeline, the resolver, fault injection and the engine's seeded random
+//! source.
 
 use super::clock::Clock;
 use super::commit::Pipeline;
 use super::faults::{FaultConfig, FaultInjector};
 use super::storage::{Storage, StorageSnapshot};
 use crate::kv::FdbResult;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Counters since the database was opened.
@@ -33,6 +36,8 @@ pub(crate) struct Engine {
     pub(crate) pipeline: Pipeline,
     /// Record-store states cached across this database's transactions.
     pub(crate) store_states: crate::store::StoreStateCache,
+    /// Draws for retry backoff jitter: seeded, so that a run repeats.
+    jitter: Mutex<ChaCha8Rng>,
 }
 
 impl Engine {
@@ -41,6 +46,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         lifetime: Duration,
         faults: Option<FaultConfig>,
+        seed: u64,
     ) -> FdbResult<Self> {
         let snapshot = storage.snapshot()?;
         let last_version = snapshot.version();
@@ -54,7 +60,26 @@ impl Engine {
             current: RwLock::new(Arc::new(snapshot)),
             pipeline: Pipeline::new(last_version),
             store_states: crate::store::StoreStateCache::new(),
+            jitter: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
         })
+    }
+
+    /// `delay` scaled by a uniform draw from [0, 1), as FoundationDB's client scales
+    /// each retry backoff: transactions that conflicted with each other then retry
+    /// at different times instead of colliding again.
+    pub(crate) fn jittered(&self, delay: Duration) -> Duration {
+        let draw: u32 = self
+            .jitter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .random();
+        // Integer arithmetic: exact, and no overflow even for `Duration::MAX`.
+        let nanos = (delay.as_nanos() * u128::from(draw)) >> 32;
+        const NANOS_PER_SEC: u128 = 1_000_000_000;
+        Duration::new(
+            (nanos / NANOS_PER_SEC) as u64,
+            (nanos % NANOS_PER_SEC) as u32,
+        )
     }
 
     /// The snapshot a new read version reads from.

@@ -90,6 +90,7 @@ pub struct EmbeddedBuilder {
     faults: Option<FaultConfig>,
     lifetime: Duration,
     checkpoint_batches: u32,
+    seed: u64,
 }
 
 impl EmbeddedBuilder {
@@ -101,6 +102,14 @@ impl EmbeddedBuilder {
     /// Turns on seeded fault injection.
     pub fn faults(mut self, faults: FaultConfig) -> Self {
         self.faults = Some(faults);
+        self
+    }
+    /// Seeds the engine's own random choices (default 0): the jitter of retry
+    /// backoff, which FoundationDB's client draws from its deterministic random
+    /// source. Under a [`ManualClock`] and a single-threaded executor, the same seed
+    /// gives the same run. Fault injection has its own seed ([`FaultConfig::seed`]).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
         self
     }
     /// How long a read version stays valid (FoundationDB: 5 s).
@@ -131,7 +140,7 @@ impl EmbeddedBuilder {
         self.build(storage).map_err(OpenError::InMemory)
     }
     fn build(self, storage: storage::Storage) -> FdbResult<EmbeddedDatabase> {
-        let engine = Engine::new(storage, self.clock, self.lifetime, self.faults)?;
+        let engine = Engine::new(storage, self.clock, self.lifetime, self.faults, self.seed)?;
         Ok(EmbeddedDatabase {
             engine: Arc::new(engine),
         })
@@ -146,6 +155,7 @@ impl EmbeddedDatabase {
             faults: None,
             lifetime: limits::MAX_TRANSACTION_LIFETIME,
             checkpoint_batches: storage::CHECKPOINT_BATCHES,
+            seed: 0,
         }
     }
     /// Opens or creates a durable database file with default options.

@@ -921,11 +921,19 @@ impl Transaction for EmbeddedTransaction {
                 return Err(error);
             }
             st.retries += 1;
-            let delay = st.backoff.min(st.persistent.max_retry_delay);
-            st.backoff = st
-                .backoff
-                .saturating_mul(2)
-                .min(st.persistent.max_retry_delay);
+            let max = st.persistent.max_retry_delay;
+            let delay = if matches!(
+                error.code(),
+                code::TRANSACTION_TOO_OLD | code::FUTURE_VERSION
+            ) {
+                // FoundationDB waits a short fixed time: a fresh read version is all
+                // the retry needs, and nothing conflicted.
+                limits::FUTURE_VERSION_RETRY_DELAY.min(max)
+            } else {
+                let backoff = st.backoff.min(max);
+                st.backoff = st.backoff.saturating_mul(2).min(max);
+                self.engine().jittered(backoff)
+            };
             st.reset_attempt();
             delay
         };
