@@ -176,3 +176,31 @@ fn max_retry_delay_caps_every_wait() {
     assert_eq!(waits[0], cap);
     assert!(waits[1..].iter().all(|w| *w < cap), "{waits:?}");
 }
+
+#[test]
+fn a_timeout_cuts_the_backoff_short() {
+    for seed in 0..20 {
+        let clock = ManualClock::new();
+        let db = EmbeddedDatabase::builder()
+            .clock(clock.clone())
+            .seed(seed)
+            .in_memory()
+            .unwrap();
+        let tx = db.create_transaction().unwrap();
+        let timeout = Duration::from_millis(15);
+        tx.set_option(TransactionOption::Timeout(timeout)).unwrap();
+        let ended = block_on(async {
+            loop {
+                if let Err(e) = tx.on_error(FdbError::from_code(code::NOT_COMMITTED)).await {
+                    return e;
+                }
+            }
+        });
+        assert_eq!(ended.code(), code::TRANSACTION_TIMED_OUT, "seed {seed}");
+        assert_eq!(
+            clock.now(),
+            timeout,
+            "seed {seed}: ends at the deadline, not after"
+        );
+    }
+}

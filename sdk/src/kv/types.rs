@@ -492,7 +492,8 @@ pub enum TransactionOption {
     /// Transaction size limit in bytes (32..=10,000,000).
     SizeLimit(usize),
     /// Resolve `commit_unknown_result` inside the client: the commit then either succeeds
-    /// or fails with a not-committed error.
+    /// or, having certainly not happened, fails with `transaction_too_old` (retryable).
+    /// Not persistent: `on_error` clears it, so set it in every attempt.
     AutomaticIdempotency,
     /// Snapshot reads ignore this transaction's own writes.
     SnapshotRywDisable,

@@ -245,8 +245,8 @@ pub fn automatic_idempotency_never_reports_unknown_result<H: Harness>(h: &H) {
         t.set(&h.k("b"), b"v");
         assert_eq!(
             code(t.commit().await),
-            NOT_COMMITTED,
-            "a commit that did not happen reports not_committed"
+            TRANSACTION_TOO_OLD,
+            "a commit that did not happen reports transaction_too_old, as FoundationDB's client"
         );
         // Without the option the same faults report 1021.
         let t = tx(&db);

@@ -67,6 +67,7 @@ mod atomics;
 mod conflicts;
 mod durability;
 mod faults;
+mod lifecycle;
 mod limits;
 mod retry;
 mod ryw;

@@ -486,8 +486,8 @@ pub fn metadata_version_key_accepts_only_a_versionstamp_bump<H: Harness>(h: &H) 
         template.extend_from_slice(&5u32.to_le_bytes());
         t.atomic_op(&template, b"v", MutationType::SetVersionstampedKey);
         assert_eq!(code(t.commit().await), KEY_OUTSIDE_LEGAL_RANGE, "template");
-        // Conflict ranges: only the key's own single-key range, and only to read.
-        let t = tx(&db);
+        // Conflict ranges: only the key's own single-key range, and only to read. The
+        // error waits for the commit, as FoundationDB's client defers it.
         for (begin, end, kind) in [
             (
                 METADATA_VERSION_KEY,
@@ -500,12 +500,17 @@ pub fn metadata_version_key_accepts_only_a_versionstamp_bump<H: Harness>(h: &H) 
                 ConflictRangeType::Read,
             ),
         ] {
+            let t = tx(&db);
+            t.add_conflict_range(begin, end, kind)
+                .expect("reported later, not here");
+            t.set(&h.k("beside"), b"x");
             assert_eq!(
-                code(t.add_conflict_range(begin, end, kind)),
+                code(t.commit().await),
                 KEY_OUTSIDE_LEGAL_RANGE,
                 "{kind:?} [{begin:?}, {end:?})"
             );
         }
+        assert_eq!(get(&db, &h.k("beside")).await, None, "nothing committed");
         // Its single-key range is a legal explicit read conflict range.
         let t = tx(&db);
         t.add_conflict_range(

@@ -428,7 +428,9 @@ impl Engine {
         let rejected = match r.fault {
             CommitFault::SpuriousNotCommitted => Some(code::NOT_COMMITTED),
             CommitFault::TooOld => Some(code::TRANSACTION_TOO_OLD),
-            CommitFault::UnknownNotCommitted if r.idempotent => Some(code::NOT_COMMITTED),
+            // FoundationDB's client, finding by the idempotency id that the commit did
+            // not happen, reports `transaction_too_old`: it can no longer happen later.
+            CommitFault::UnknownNotCommitted if r.idempotent => Some(code::TRANSACTION_TOO_OLD),
             CommitFault::UnknownNotCommitted => Some(code::COMMIT_UNKNOWN_RESULT),
             CommitFault::None | CommitFault::UnknownCommitted => match r.read_version {
                 Some(rv) if resolver.is_too_old(rv) => Some(code::TRANSACTION_TOO_OLD),

@@ -50,11 +50,18 @@ struct TxInner {
 enum Status {
     Active,
     Committing,
-    Committed,
-    /// The last commit failed; only `on_error` or `reset` make the transaction usable.
-    Failed(FdbError),
+    /// A commit ended, committed or not. As in FoundationDB (API ≥ 410), any use but
+    /// `get_read_version` then fails with `used_during_commit` and poisons the
+    /// transaction, until `on_error` or `reset`: a retry loop must call `on_error`
+    /// before it touches the transaction again.
+    CommitEnded,
+    /// Used after its commit: everything, `on_error` included, answers
+    /// `used_during_commit` until `reset`.
+    Poisoned,
     /// The timeout elapsed: every use reports `transaction_timed_out` until `reset`.
     TimedOut,
+    /// Cancelled, or given up on by `on_error`: every use reports
+    /// `transaction_cancelled` until `reset`.
     Cancelled,
 }
 
@@ -129,9 +136,14 @@ impl TxState {
         }
     }
 
-    /// Clears everything an attempt accumulated, keeping options and retry bookkeeping.
+    /// Clears everything an attempt accumulated, keeping the persistent options and
+    /// the retry bookkeeping. The other options go back to their defaults, as
+    /// FoundationDB's `on_error` resets them: a retry loop sets them in each attempt.
     fn reset_attempt(&mut self) {
         self.status = Status::Active;
+        self.size_limit = limits::MAX_TRANSACTION_SIZE;
+        self.idempotent = false;
+        self.snapshot_ryw = true;
         self.snapshot = None;
         self.reads = IntervalSet::new();
         self.read_points.clear();
@@ -161,10 +173,12 @@ impl TxState {
     fn check_usable_at(&mut self, now: impl FnOnce() -> Duration) -> FdbResult<()> {
         match self.status {
             Status::Active => {}
-            Status::Committing => return Err(err(code::USED_DURING_COMMIT)),
-            // FoundationDB's answer to any use after commit until `reset`/`on_error`.
-            Status::Committed => return Err(err(code::USED_DURING_COMMIT)),
-            Status::Failed(e) => return Err(e),
+            Status::Poisoned => return Err(err(code::USED_DURING_COMMIT)),
+            // The commit in flight still answers for itself.
+            Status::Committing | Status::CommitEnded => {
+                self.status = Status::Poisoned;
+                return Err(err(code::USED_DURING_COMMIT));
+            }
             Status::TimedOut => return Err(err(code::TRANSACTION_TIMED_OUT)),
             Status::Cancelled => return Err(err(code::TRANSACTION_CANCELLED)),
         }
@@ -186,6 +200,34 @@ impl TxState {
     /// Records a write's validation failure, keeping the first one.
     fn defer(&mut self, e: FdbError) {
         self.deferred.get_or_insert(e);
+    }
+
+    /// A commit ended (either way). A cancel or timeout that came meanwhile stays.
+    fn end_commit(&mut self) {
+        if matches!(self.status, Status::Active | Status::Committing) {
+            self.status = Status::CommitEnded;
+        }
+    }
+
+    /// The error that a cancelled, timed-out or poisoned transaction answers to
+    /// everything, `on_error` included, until `reset`.
+    fn sticky_error(&mut self, now: Duration) -> Option<FdbError> {
+        match self.status {
+            Status::Cancelled => Some(err(code::TRANSACTION_CANCELLED)),
+            Status::Poisoned => Some(err(code::USED_DURING_COMMIT)),
+            Status::TimedOut => Some(err(code::TRANSACTION_TIMED_OUT)),
+            _ if self.timed_out(now) => {
+                self.status = Status::TimedOut;
+                Some(err(code::TRANSACTION_TIMED_OUT))
+            }
+            _ => None,
+        }
+    }
+
+    /// Time left before the timeout, if one is set.
+    fn time_left(&self, now: Duration) -> Option<Duration> {
+        let timeout = self.persistent.timeout?;
+        Some(timeout.saturating_sub(now.saturating_sub(self.created_at)))
     }
 
     fn size(&self) -> usize {
@@ -488,7 +530,7 @@ impl EmbeddedTransaction {
                 version: -1,
                 versionstamp: None,
             };
-            st.status = Status::Committed;
+            st.end_commit();
             st.committed = Some(committed);
             return Ok(Err(committed));
         }
@@ -730,7 +772,10 @@ impl Transaction for EmbeddedTransaction {
     async fn get_read_version(&self) -> FdbResult<i64> {
         let mut st = self.lock();
         let now = self.now();
-        st.check_usable(now)?;
+        // The one call FoundationDB still answers after a commit.
+        if let Some(sticky) = st.sticky_error(now) {
+            return Err(sticky);
+        }
         Ok(self.read_snapshot(&mut st, now)?.version() as i64)
     }
 
@@ -846,17 +891,30 @@ impl Transaction for EmbeddedTransaction {
         end: &[u8],
         kind: ConflictRangeType,
     ) -> FdbResult<()> {
-        let mut st = self.lock();
-        st.check_usable_at(|| self.now())?;
+        // Only an inverted range fails at once; every other error waits for the next
+        // read or the commit, as in FoundationDB's client, which also ignores a
+        // cancel or timeout here.
         if begin > end {
             return Err(err(code::INVERTED_RANGE));
+        }
+        let mut st = self.lock();
+        if matches!(
+            st.status,
+            Status::Committing | Status::CommitEnded | Status::Poisoned
+        ) {
+            st.status = Status::Poisoned;
+            st.defer(err(code::USED_DURING_COMMIT));
+            return Ok(());
         }
         // The metadata version key's own range, read, is the one legal range past `\xff`.
         let metadata_version = kind == ConflictRangeType::Read
             && begin == METADATA_VERSION_KEY
             && end == METADATA_VERSION_KEY_END;
         if !metadata_version {
-            legal_range_end(end)?;
+            if let Err(e) = legal_range_end(end) {
+                st.defer(e);
+                return Ok(());
+            }
         }
         match kind {
             // A single key (`key`, `key\0`) goes with the point reads, which are
@@ -883,19 +941,22 @@ impl Transaction for EmbeddedTransaction {
         let hooks = std::mem::take(&mut self.lock().commit_hooks);
         hooks.into_iter().for_each(|hook| hook());
         self.maybe_delay().await;
-        let request = match self.prepare_commit()? {
-            Ok(request) => request,
-            Err(read_only) => return Ok(read_only),
+        let request = match self.prepare_commit() {
+            Ok(Ok(request)) => request,
+            Ok(Err(read_only)) => return Ok(read_only),
+            Err(e) => {
+                // Failed before it was sent (size, age, a deferred write error): the
+                // commit still ended, as FoundationDB counts it.
+                self.lock().end_commit();
+                return Err(e);
+            }
         };
         let result = self.engine().submit_commit(request).await;
         let mut st = self.lock();
-        match result {
-            Ok(committed) => {
-                st.status = Status::Committed;
-                st.committed = Some(committed);
-            }
-            Err(e) => st.status = Status::Failed(e),
+        if let Ok(committed) = result {
+            st.committed = Some(committed);
         }
+        st.end_commit();
         result
     }
 
@@ -904,21 +965,28 @@ impl Transaction for EmbeddedTransaction {
     }
 
     async fn on_error(&self, error: FdbError) -> FdbResult<()> {
-        let delay = {
+        let (delay, time_left) = {
             let mut st = self.lock();
-            if !error.is_retryable() {
-                return Err(error);
+            let now = self.now();
+            // In FoundationDB's order: a cancelled, timed-out or poisoned transaction
+            // first, then the retry limit, then whether the error is retryable.
+            if let Some(sticky) = st.sticky_error(now) {
+                return Err(sticky);
             }
-            if st.status == Status::TimedOut || st.timed_out(self.now()) {
-                st.status = Status::TimedOut;
-                return Err(err(code::TRANSACTION_TIMED_OUT));
-            }
-            if st
+            let limit_hit = st
                 .persistent
                 .retry_limit
-                .is_some_and(|limit| st.retries >= limit)
-            {
-                return Err(error);
+                .is_some_and(|limit| st.retries >= limit);
+            if limit_hit || !error.is_retryable() {
+                // Given up on: FoundationDB cancels the transaction (API ≥ 610), so a
+                // loop that carries on regardless hears about it.
+                st.status = Status::Cancelled;
+                return Err(if error.code() == 0 {
+                    // `success` is no error to retry.
+                    err(code::CLIENT_INVALID_OPERATION)
+                } else {
+                    error
+                });
             }
             st.retries += 1;
             let max = st.persistent.max_retry_delay;
@@ -935,10 +1003,23 @@ impl Transaction for EmbeddedTransaction {
                 self.engine().jittered(backoff)
             };
             st.reset_attempt();
-            delay
+            (delay, st.time_left(now))
         };
-        self.engine().clock.sleep(delay).await;
-        Ok(())
+        match time_left {
+            // The timeout cuts the wait short, as FoundationDB's timer does.
+            Some(left) if left <= delay => {
+                self.engine().clock.sleep(left).await;
+                let mut st = self.lock();
+                if st.status == Status::Active {
+                    st.status = Status::TimedOut;
+                }
+                Err(err(code::TRANSACTION_TIMED_OUT))
+            }
+            _ => {
+                self.engine().clock.sleep(delay).await;
+                Ok(())
+            }
+        }
     }
 
     fn reset(&self) {
@@ -947,7 +1028,11 @@ impl Transaction for EmbeddedTransaction {
     }
 
     fn cancel(&self) {
-        self.lock().status = Status::Cancelled;
+        let mut st = self.lock();
+        // A timed-out or poisoned transaction keeps its answer.
+        if !matches!(st.status, Status::TimedOut | Status::Poisoned) {
+            st.status = Status::Cancelled;
+        }
     }
 
     fn store_state_cache(&self) -> Option<&crate::store::StoreStateCache> {
