@@ -100,8 +100,9 @@ fn check_key_sizes(
 ) -> Result<(), RecordStoreError> {
     let written = writes.iter().filter_map(|w| match w {
         IndexWrite::Set { key, .. } | IndexWrite::Atomic { key, .. } => Some(key.len()),
-        // The template ends with the versionstamp's 4-byte offset.
-        IndexWrite::SetVersionstampedKey { template, .. } => Some(template.len().saturating_sub(4)),
+        // FoundationDB holds the whole template to the limit, its 4-byte offset
+        // included.
+        IndexWrite::SetVersionstampedKey { template, .. } => Some(template.len()),
         IndexWrite::Clear { .. } | IndexWrite::CancelVersionstampedKey { .. } => None,
     });
     match written.max() {

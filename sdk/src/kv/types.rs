@@ -496,8 +496,10 @@ pub enum TransactionOption {
     /// Not persistent: `on_error` clears it, so set it in every attempt.
     AutomaticIdempotency,
     /// Snapshot reads ignore this transaction's own writes.
+    /// FoundationDB counts these: after two disables it takes two enables.
     SnapshotRywDisable,
-    /// Snapshot reads see this transaction's own writes (the default).
+    /// Snapshot reads see this transaction's own writes (the default); undoes one
+    /// `SnapshotRywDisable`.
     SnapshotRywEnable,
 }
 

@@ -15,6 +15,7 @@ conformance!(
     key_size_limit,
     clear_of_oversized_key_is_a_no_op,
     value_size_limit,
+    versionstamp_templates_count_their_offset_toward_the_limits,
     transaction_size_limit,
     size_limit_option,
     keys_outside_legal_range,
@@ -130,6 +131,36 @@ pub fn value_size_limit<H: Harness>(h: &H) {
             "atomic op parameter"
         );
         assert_eq!(get(&db, &h.k("over")).await, None);
+    });
+}
+
+pub fn versionstamp_templates_count_their_offset_toward_the_limits<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        // A value template: 10-byte placeholder at 0, then the 4-byte offset. Its value
+        // would fit (100,000 bytes); the template (100,004) does not.
+        let mut value = vec![0u8; limits::MAX_VALUE_SIZE];
+        value.extend_from_slice(&0u32.to_le_bytes());
+        let t = tx(&db);
+        t.atomic_op(&h.k("vs"), &value, MutationType::SetVersionstampedValue);
+        assert_eq!(code(t.commit().await), VALUE_TOO_LARGE, "value template");
+
+        // A key template whose key would be 10,000 bytes, 10,004 with its offset.
+        let prefix = h.k("vs/");
+        let mut key = prefix.clone();
+        key.resize(limits::MAX_KEY_SIZE, b'k');
+        key.extend_from_slice(&(prefix.len() as u32).to_le_bytes());
+        let t = tx(&db);
+        t.atomic_op(&key, b"v", MutationType::SetVersionstampedKey);
+        assert_eq!(code(t.commit().await), KEY_TOO_LARGE, "key template");
+
+        // Within the limits, offset included: accepted.
+        let mut key = prefix.clone();
+        key.resize(limits::MAX_KEY_SIZE - 4, b'k');
+        key.extend_from_slice(&(prefix.len() as u32).to_le_bytes());
+        let t = tx(&db);
+        t.atomic_op(&key, b"v", MutationType::SetVersionstampedKey);
+        t.commit().await.expect("a 10,000-byte template");
     });
 }
 

@@ -12,6 +12,7 @@ conformance!(
     reads_see_own_atomic_ops,
     range_reads_merge_buffered_and_stored_keys,
     snapshot_reads_see_own_writes_unless_disabled,
+    snapshot_ryw_options_are_counted,
     transaction_does_not_see_later_commits,
 );
 
@@ -305,6 +306,27 @@ pub fn snapshot_reads_see_own_writes_unless_disabled<H: Harness>(h: &H) {
         );
         t.commit().await.unwrap();
         assert_eq!(get(&db, &k).await, Some(b"new".to_vec()));
+    });
+}
+
+pub fn snapshot_ryw_options_are_counted<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let k = h.k("c/k");
+        put(&db, &k, b"old").await;
+        let t = tx(&db);
+        t.set(&k, b"new");
+        let snapshot_get = || async { t.get(&k, true).await.unwrap() };
+        t.set_option(TransactionOption::SnapshotRywDisable).unwrap();
+        t.set_option(TransactionOption::SnapshotRywDisable).unwrap();
+        t.set_option(TransactionOption::SnapshotRywEnable).unwrap();
+        assert_eq!(
+            snapshot_get().await,
+            Some(b"old".to_vec()),
+            "two disables need two enables"
+        );
+        t.set_option(TransactionOption::SnapshotRywEnable).unwrap();
+        assert_eq!(snapshot_get().await, Some(b"new".to_vec()));
     });
 }
 

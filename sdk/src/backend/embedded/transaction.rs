@@ -100,7 +100,9 @@ struct TxState {
     persistent: PersistentOptions,
     size_limit: usize,
     idempotent: bool,
-    snapshot_ryw: bool,
+    /// Snapshot reads see this transaction's writes while this is positive: each
+    /// enable adds one and each disable takes one away, as FoundationDB counts them.
+    snapshot_ryw: i32,
     /// This attempt changed record-store state (see `mark_store_state_changed`).
     store_state_changed: bool,
     /// Run when this attempt commits (see `on_commit`).
@@ -126,7 +128,7 @@ impl TxState {
             persistent,
             size_limit: limits::MAX_TRANSACTION_SIZE,
             idempotent: false,
-            snapshot_ryw: true,
+            snapshot_ryw: 1,
             store_state_changed: false,
             commit_hooks: Vec::new(),
             created_at: now,
@@ -143,7 +145,7 @@ impl TxState {
         self.status = Status::Active;
         self.size_limit = limits::MAX_TRANSACTION_SIZE;
         self.idempotent = false;
-        self.snapshot_ryw = true;
+        self.snapshot_ryw = 1;
         self.snapshot = None;
         self.reads = IntervalSet::new();
         self.read_points.clear();
@@ -350,7 +352,7 @@ impl EmbeddedTransaction {
         let now = self.now();
         st.check_readable(now)?;
         legal_key(key)?;
-        let use_writes = !snapshot || st.snapshot_ryw;
+        let use_writes = !snapshot || st.snapshot_ryw > 0;
         let ops = if use_writes {
             match st.writes.lookup(key) {
                 Lookup::Unreadable => return Err(err(code::ACCESSED_UNREADABLE)),
@@ -385,7 +387,7 @@ impl EmbeddedTransaction {
         let anchor: &[u8] = &sel.key;
         self.acquire_snapshot(st, now)?;
         let snap = st.snapshot.as_deref().expect("acquired");
-        let writes = (!snapshot || st.snapshot_ryw).then_some(&st.writes);
+        let writes = (!snapshot || st.snapshot_ryw > 0).then_some(&st.writes);
         let (key, span) = if sel.offset >= 1 {
             let begin = if sel.or_equal {
                 key_after(anchor)
@@ -476,7 +478,7 @@ impl EmbeddedTransaction {
         self.acquire_snapshot(st, now)?;
         let snap = st.snapshot.as_deref().expect("acquired");
         // Storage alone answers when this transaction wrote nothing in the range.
-        let writes = (!snapshot || st.snapshot_ryw)
+        let writes = (!snapshot || st.snapshot_ryw > 0)
             .then_some(&st.writes)
             .filter(|w| w.touches(&begin, &end));
         let mut rows = Merged::new(writes, snap, &begin, &end, range.reverse)?;
@@ -763,8 +765,8 @@ impl Transaction for EmbeddedTransaction {
                 st.size_limit = n;
             }
             TransactionOption::AutomaticIdempotency => st.idempotent = true,
-            TransactionOption::SnapshotRywDisable => st.snapshot_ryw = false,
-            TransactionOption::SnapshotRywEnable => st.snapshot_ryw = true,
+            TransactionOption::SnapshotRywDisable => st.snapshot_ryw -= 1,
+            TransactionOption::SnapshotRywEnable => st.snapshot_ryw += 1,
         }
         Ok(())
     }
@@ -859,28 +861,19 @@ impl Transaction for EmbeddedTransaction {
             {
                 return Err(err(code::CLIENT_INVALID_OPERATION));
             }
-            match op {
-                MutationType::SetVersionstampedKey => {
-                    let body = key
-                        .len()
-                        .checked_sub(4)
-                        .ok_or(err(code::CLIENT_INVALID_OPERATION))?;
-                    // FoundationDB checks the whole template against the key space: a
-                    // template at the metadata version key is outside it.
-                    if key >= KEYSPACE_END {
-                        return Err(err(code::KEY_OUTSIDE_LEGAL_RANGE));
-                    }
-                    check_write(&key[..body], param.len())?;
-                }
-                MutationType::SetVersionstampedValue => {
-                    let body = param
-                        .len()
-                        .checked_sub(4)
-                        .ok_or(err(code::CLIENT_INVALID_OPERATION))?;
-                    check_write(key, body)?;
-                }
-                _ => check_write(key, param.len())?,
+            // FoundationDB checks a versionstamp template whole, its 4-byte offset
+            // included, against the key space and the size limits: a key template at
+            // the metadata version key is outside the key space, and one of 10,001
+            // bytes is too large although its key would not be.
+            let template = match op {
+                MutationType::SetVersionstampedKey => key,
+                MutationType::SetVersionstampedValue => param,
+                _ => &[0; 4][..],
+            };
+            if template.len() < 4 {
+                return Err(err(code::CLIENT_INVALID_OPERATION));
             }
+            check_write(key, param.len())?;
             st.writes.atomic(key, param, op)
         })
     }
