@@ -409,25 +409,6 @@ pub(crate) struct StoredRows {
     reverse: bool,
 }
 
-impl StoredRows {
-    /// Steps over the next row without copying it out; whether there was one.
-    pub(crate) fn skip_row(&mut self) -> Result<bool, FdbError> {
-        let Some(range) = self.range.as_mut() else {
-            return Ok(false);
-        };
-        let row = if self.reverse {
-            range.next_back()
-        } else {
-            range.next()
-        };
-        match row {
-            None => Ok(false),
-            Some(Ok(_)) => Ok(true),
-            Some(Err(e)) => Err(storage_error(e)),
-        }
-    }
-}
-
 impl Iterator for StoredRows {
     type Item = Result<StoredRow, FdbError>;
 

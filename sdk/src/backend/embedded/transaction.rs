@@ -499,13 +499,14 @@ impl EmbeddedTransaction {
                 break;
             }
         }
-        let more = truncated && rows.has_next()?;
+        // As FoundationDB's client: a batch that used up its limits reports more to
+        // come, whether or not a row follows, and protects only what it returned; a
+        // batch that ran out of rows protects the whole range, so that a phantom insert
+        // past its last row is noticed.
+        let more = truncated;
         drop(rows);
         let batch = batch.finish_batch(more);
         if !snapshot {
-            // The caller stops when `more` is false, so the conflict range must then cover
-            // the whole range: narrowing it would let a phantom insert past the last row
-            // go unnoticed. Only a batch with more to come protects just what it returned.
             match (more, batch.last_key()) {
                 (true, Some(last)) if range.reverse => st.reads.insert_owned(last.to_vec(), end),
                 (true, Some(last)) => st.reads.insert_owned(begin, key_after(last)),
@@ -664,15 +665,6 @@ impl<'a> Merged<'a> {
             buffered,
             reverse,
         })
-    }
-
-    /// Whether another row follows, without copying it out of storage when storage
-    /// alone answers.
-    fn has_next(&mut self) -> FdbResult<bool> {
-        if self.writes.is_none() {
-            return self.stored.skip_row();
-        }
-        Ok(self.next().transpose()?.is_some())
     }
 
     fn next_stored(&mut self) -> Option<StoredResult> {
