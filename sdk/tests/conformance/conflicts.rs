@@ -24,6 +24,7 @@ conformance!(
     explicit_read_conflict_range_conflicts,
     explicit_write_conflict_range_makes_others_conflict,
     atomic_ops_on_same_key_both_commit,
+    a_versionstamped_key_conflicts_only_as_the_key_it_becomes,
     reading_an_atomically_modified_key_adds_a_read_conflict,
     blind_writes_never_conflict,
     read_only_transactions_never_fail,
@@ -47,6 +48,39 @@ async fn finish<D: Database>(
         .expect("the interfering transaction commits");
     t1.set(marker, b"t1");
     t1.commit().await.map(|_| ()).map_err(|e| e.code())
+}
+
+pub fn a_versionstamped_key_conflicts_only_as_the_key_it_becomes<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let prefix = h.k("log/");
+        let template = || {
+            let mut t = prefix.clone();
+            t.extend_from_slice(&[0u8; 10]);
+            t.extend_from_slice(&(prefix.len() as u32).to_le_bytes());
+            t
+        };
+        // An entry no commit's stamp can name (version 0), and the whole log.
+        let mut old_entry = prefix.clone();
+        old_entry.extend_from_slice(&[0u8; 10]);
+        let t1 = reader(&db).await;
+        t1.get(&old_entry, false).await.unwrap();
+        let r = finish(&db, &t1, &h.k("marker"), |t2| {
+            t2.atomic_op(&template(), b"v", MutationType::SetVersionstampedKey)
+        })
+        .await;
+        assert_eq!(r, Ok(()), "a point read of another entry does not conflict");
+
+        let t1 = reader(&db).await;
+        range(&t1, &prefix, &strinc(&prefix), None, false, false)
+            .await
+            .unwrap();
+        let r = finish(&db, &t1, &h.k("marker"), |t2| {
+            t2.atomic_op(&template(), b"v", MutationType::SetVersionstampedKey)
+        })
+        .await;
+        assert_eq!(r, Err(NOT_COMMITTED), "a read of the whole log does");
+    });
 }
 
 pub fn point_read_conflicts_with_write_of_same_key<H: Harness>(h: &H) {

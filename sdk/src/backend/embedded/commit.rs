@@ -484,6 +484,15 @@ impl Engine {
             Ok(()) => {
                 batch.accepted += 1;
                 batch.writes.extend(&r.write_conflicts);
+                // A versionstamped key conflicts as the one key it became, as
+                // FoundationDB's commit proxy adds it once the stamp is known.
+                for m in &r.mutations {
+                    if let Mutation::Atomic(MutationType::SetVersionstampedKey, template, _) = m {
+                        if let Ok(key) = atomic::fill_versionstamp(template, &stamp) {
+                            batch.writes.insert_key(&key);
+                        }
+                    }
+                }
                 Ok(stamp)
             }
             Err(e) => {

@@ -98,9 +98,9 @@ impl WriteBuffer {
     ) -> Result<(), FdbError> {
         match op {
             MutationType::SetVersionstampedKey => {
+                // Its write conflict is the filled-in key, added at commit.
                 let (low, high) = versionstamp_key_range(key)?;
                 self.unreadable.insert(&low, &high);
-                self.write_conflicts.insert(&low, &high);
             }
             MutationType::SetVersionstampedValue => {
                 atomic::versionstamp_offset(param)?;
