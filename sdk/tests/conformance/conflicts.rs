@@ -25,6 +25,7 @@ conformance!(
     explicit_write_conflict_range_makes_others_conflict,
     atomic_ops_on_same_key_both_commit,
     a_versionstamped_key_conflicts_only_as_the_key_it_becomes,
+    reads_of_what_this_transaction_set_or_cleared_do_not_conflict,
     reading_an_atomically_modified_key_adds_a_read_conflict,
     blind_writes_never_conflict,
     read_only_transactions_never_fail,
@@ -80,6 +81,61 @@ pub fn a_versionstamped_key_conflicts_only_as_the_key_it_becomes<H: Harness>(h: 
         })
         .await;
         assert_eq!(r, Err(NOT_COMMITTED), "a read of the whole log does");
+    });
+}
+
+pub fn reads_of_what_this_transaction_set_or_cleared_do_not_conflict<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let m = h.k("marker");
+        let (begin, end) = (h.k("q/"), h.k("q0"));
+        // A range read of a range this transaction cleared.
+        let t1 = reader(&db).await;
+        t1.clear_range(&begin, &end);
+        range(&t1, &begin, &end, None, false, false).await.unwrap();
+        let r = finish(&db, &t1, &m, |t2| t2.set(&h.k("q/x"), b"new")).await;
+        assert_eq!(r, Ok(()), "cleared, then read: nothing came from storage");
+
+        // A range read over a key this transaction set: only that key is exempt.
+        for (other, expected, what) in [
+            ("q/k", Ok(()), "the key it set"),
+            ("q/j", Err(NOT_COMMITTED), "another key of the range"),
+        ] {
+            let t1 = reader(&db).await;
+            t1.set(&h.k("q/k"), b"mine");
+            range(&t1, &begin, &end, None, false, false).await.unwrap();
+            let r = finish(&db, &t1, &m, |t2| t2.set(&h.k(other), b"theirs")).await;
+            assert_eq!(r, expected, "range read, then a write of {what}");
+        }
+
+        // An explicit read-conflict range, and a single key, over what it set.
+        let t1 = reader(&db).await;
+        t1.set(&h.k("q/k"), b"mine");
+        t1.add_conflict_range(&begin, &end, ConflictRangeType::Read)
+            .unwrap();
+        let r = finish(&db, &t1, &m, |t2| t2.set(&h.k("q/k"), b"theirs")).await;
+        assert_eq!(r, Ok(()), "explicit range over the key it set");
+        let t1 = reader(&db).await;
+        t1.set(&h.k("q/k"), b"mine");
+        t1.add_conflict_range(
+            &h.k("q/k"),
+            &key_after(&h.k("q/k")),
+            ConflictRangeType::Read,
+        )
+        .unwrap();
+        let r = finish(&db, &t1, &m, |t2| t2.set(&h.k("q/k"), b"theirs")).await;
+        assert_eq!(r, Ok(()), "explicit single key it set");
+
+        // A key under an atomic op still depends on what is stored.
+        let t1 = reader(&db).await;
+        t1.atomic_op(&h.k("q/n"), &le(1, 8), MutationType::Add);
+        range(&t1, &begin, &end, None, false, false).await.unwrap();
+        let r = finish(&db, &t1, &m, |t2| t2.set(&h.k("q/n"), &le(5, 8))).await;
+        assert_eq!(
+            r,
+            Err(NOT_COMMITTED),
+            "atomic op, then a range read over it"
+        );
     });
 }
 

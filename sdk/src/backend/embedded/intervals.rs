@@ -133,6 +133,30 @@ impl IntervalSet {
         self.bound_bytes
     }
 
+    /// The parts of the set inside `[begin, end)`, in order.
+    pub(crate) fn clipped<'a>(
+        &'a self,
+        begin: &'a [u8],
+        end: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        // An empty range has no parts (and a `BTreeMap` range must not be empty).
+        let end = end.max(begin);
+        let first = self
+            .ranges
+            .range::<[u8], ByteBounds>((Unbounded, Included(begin)))
+            .next_back()
+            .filter(|(_, e)| e.as_slice() > begin && begin < end);
+        let rest = self
+            .ranges
+            .range::<[u8], ByteBounds>((Included(begin), Excluded(end)))
+            .filter(move |(b, _)| b.as_slice() > begin);
+        first
+            .into_iter()
+            .chain(rest)
+            .map(move |(b, e)| (b.as_slice().max(begin), e.as_slice().min(end)))
+            .filter(|(b, e)| b < e)
+    }
+
     /// Adds every range of `other`.
     pub(crate) fn extend(&mut self, other: &IntervalSet) {
         for (b, e) in other.iter() {
@@ -144,6 +168,20 @@ impl IntervalSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clipped_yields_the_parts_inside_a_range() {
+        let mut set = IntervalSet::new();
+        set.insert(b"a", b"c");
+        set.insert(b"e", b"g");
+        set.insert(b"x", b"z");
+        let parts: Vec<_> = set.clipped(b"b", b"f").collect();
+        assert_eq!(parts, vec![(&b"b"[..], &b"c"[..]), (&b"e"[..], &b"f"[..])]);
+        assert_eq!(set.clipped(b"c", b"e").count(), 0);
+        assert_eq!(set.clipped(b"a", b"zz").count(), 3);
+        assert_eq!(set.clipped(b"b", b"b").count(), 0, "empty");
+        assert_eq!(set.clipped(b"f", b"b").count(), 0, "inverted");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -256,6 +256,17 @@ impl TxState {
         reads
     }
 
+    /// Records a non-snapshot read of `[begin, end)`, less what this transaction set
+    /// or cleared there (see [`WriteBuffer::storage_dependent`]).
+    fn add_read_range(&mut self, begin: Vec<u8>, end: Vec<u8>) {
+        if !self.writes.touches(&begin, &end) {
+            self.reads.insert_owned(begin, end);
+            return;
+        }
+        let TxState { writes, reads, .. } = self;
+        writes.storage_dependent(&begin, &end, |b, e| reads.insert(b, e));
+    }
+
     /// Records a non-snapshot point read of `key`.
     fn add_read_point(&mut self, key: &[u8]) {
         self.read_point_bytes += 2 * key.len() + 1;
@@ -429,7 +440,7 @@ impl EmbeddedTransaction {
             }
         };
         if !snapshot {
-            st.reads.insert_owned(span.0, span.1);
+            st.add_read_range(span.0, span.1);
         }
         Ok(key)
     }
@@ -508,9 +519,9 @@ impl EmbeddedTransaction {
         let batch = batch.finish_batch(more);
         if !snapshot {
             match (more, batch.last_key()) {
-                (true, Some(last)) if range.reverse => st.reads.insert_owned(last.to_vec(), end),
-                (true, Some(last)) => st.reads.insert_owned(begin, key_after(last)),
-                _ => st.reads.insert_owned(begin, end),
+                (true, Some(last)) if range.reverse => st.add_read_range(last.to_vec(), end),
+                (true, Some(last)) => st.add_read_range(begin, key_after(last)),
+                _ => st.add_read_range(begin, end),
             }
         }
         Ok(batch)
@@ -909,9 +920,12 @@ impl Transaction for EmbeddedTransaction {
                     && end.starts_with(begin)
                     && end.last() == Some(&0) =>
             {
-                st.add_read_point(begin)
+                // A key this transaction set or cleared depends on nothing stored.
+                if !matches!(st.writes.lookup(begin), Lookup::Local(_)) {
+                    st.add_read_point(begin)
+                }
             }
-            ConflictRangeType::Read => st.reads.insert(begin, end),
+            ConflictRangeType::Read => st.add_read_range(begin.to_vec(), end.to_vec()),
             ConflictRangeType::Write => st.writes.write_conflicts.insert(begin, end),
         }
         Ok(())

@@ -170,6 +170,46 @@ impl WriteBuffer {
                     .is_some())
     }
 
+    /// Calls `f` with the parts of `[begin, end)` whose reads depend on storage, in
+    /// order: all of it but what this transaction set or cleared. FoundationDB's RYW
+    /// adds read conflicts only there (`updateConflictMap`): a read of a key this
+    /// transaction set learns nothing from storage, while a key under atomic ops or a
+    /// versionstamp still depends on what is stored.
+    pub(crate) fn storage_dependent(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) {
+        let mut independent = IntervalSet::new();
+        for (b, e) in self.cleared.clipped(begin, end) {
+            independent.insert(b, e);
+        }
+        let entries = self.entries_in(begin, end);
+        for (k, entry) in entries.clone() {
+            if matches!(entry, Entry::Known(_)) {
+                independent.insert_key(k);
+            }
+        }
+        let mut from = begin;
+        for (b, e) in independent.iter() {
+            let e = e.min(end);
+            if from < b {
+                f(from, b);
+            }
+            from = e;
+        }
+        if from < end {
+            f(from, end);
+        }
+        // Written over a clear, yet not known: still read from storage at commit.
+        for (k, entry) in entries {
+            if !matches!(entry, Entry::Known(_)) && self.cleared.contains(k) {
+                f(k, &key_after(k));
+            }
+        }
+    }
+
     /// Whether storage's value for `key` is hidden by a clear in this transaction.
     pub(crate) fn is_cleared(&self, key: &[u8]) -> bool {
         self.cleared.contains(key)
@@ -204,4 +244,72 @@ pub(crate) fn apply_pending(
         value = atomic::apply(*op, value.as_deref(), param);
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One write over a one-byte key space.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Set(u8),
+        Clear(u8),
+        ClearRange(u8, u8),
+        Add(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..16).prop_map(Op::Set),
+            (0u8..16).prop_map(Op::Clear),
+            (0u8..16, 0u8..16).prop_map(|(a, b)| Op::ClearRange(a, b)),
+            (0u8..16).prop_map(Op::Add),
+        ]
+    }
+
+    proptest! {
+        /// A key lies in the storage-dependent parts exactly when a read of it must
+        /// look at storage (`lookup` is not `Local`), and the parts come in order.
+        #[test]
+        fn storage_dependent_parts_are_the_keys_read_from_storage(
+            ops in proptest::collection::vec(op(), 0..12),
+            begin in 0u8..16,
+            len in 0u8..16,
+        ) {
+            let mut w = WriteBuffer::default();
+            for op in &ops {
+                match *op {
+                    Op::Set(k) => w.set(&[k], b"v"),
+                    Op::Clear(k) => w.clear(&[k]),
+                    Op::ClearRange(a, b) => w.clear_range(&[a], &[b]),
+                    Op::Add(k) => w.atomic(&[k], &1i64.to_le_bytes(), MutationType::Add).unwrap(),
+                }
+            }
+            let end = begin.saturating_add(len);
+            let mut parts = IntervalSet::new();
+            let mut last_end: Vec<u8> = Vec::new();
+            let mut ordered = true;
+            w.storage_dependent(&[begin], &[end], |b, e| {
+                ordered &= b >= last_end.as_slice() || w.cleared.contains(b);
+                last_end = e.to_vec();
+                parts.insert(b, e);
+            });
+            prop_assert!(ordered);
+            for k in 0u8..=16 {
+                let inside = (begin..end).contains(&k);
+                let from_storage = !matches!(w.lookup(&[k]), Lookup::Local(_));
+                prop_assert_eq!(parts.contains(&[k]), inside && from_storage, "key {}", k);
+                // Keys between one-byte keys ([k, 0]) follow whatever covers them.
+                let between = [k, 0];
+                let between_from_storage = !w.cleared.contains(&between);
+                prop_assert_eq!(
+                    parts.contains(&between),
+                    inside && between_from_storage,
+                    "key {:?}", between
+                );
+            }
+        }
+    }
 }
