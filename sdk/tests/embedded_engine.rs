@@ -204,3 +204,24 @@ fn a_timeout_cuts_the_backoff_short() {
         );
     }
 }
+
+#[test]
+fn memory_limit_errors_grow_the_backoff_past_the_maximum_retry_delay() {
+    let errors = [code::PROXY_MEMORY_LIMIT_EXCEEDED; 14];
+    let longest = (0..50)
+        .flat_map(|seed| retry_waits(seed, None, &errors))
+        .max()
+        .unwrap();
+    // 10 ms doubling 13 times reaches 30 s (capped), far past the 1 s maximum.
+    assert!(longest > limits::DEFAULT_MAX_RETRY_DELAY, "{longest:?}");
+    assert!(
+        longest < limits::RESOURCE_CONSTRAINED_MAX_BACKOFF,
+        "{longest:?}"
+    );
+    // Other retryable errors stay under the maximum retry delay.
+    let conflicts = (0..50)
+        .flat_map(|seed| retry_waits(seed, None, &[code::NOT_COMMITTED; 14]))
+        .max()
+        .unwrap();
+    assert!(conflicts < limits::DEFAULT_MAX_RETRY_DELAY, "{conflicts:?}");
+}

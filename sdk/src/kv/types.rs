@@ -549,4 +549,8 @@ pub mod limits {
     /// (FoundationDB's `FUTURE_VERSION_RETRY_DELAY`): no jitter, and the backoff of
     /// later conflicts does not grow.
     pub const FUTURE_VERSION_RETRY_DELAY: Duration = Duration::from_millis(10);
+    /// How far the backoff grows after `proxy_memory_limit_exceeded` or
+    /// `grv_proxy_memory_limit_exceeded`, past the maximum retry delay (FoundationDB's
+    /// `RESOURCE_CONSTRAINED_MAX_BACKOFF`).
+    pub const RESOURCE_CONSTRAINED_MAX_BACKOFF: Duration = Duration::from_secs(30);
 }

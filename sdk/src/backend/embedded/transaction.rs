@@ -997,8 +997,18 @@ impl Transaction for EmbeddedTransaction {
                 // the retry needs, and nothing conflicted.
                 limits::FUTURE_VERSION_RETRY_DELAY.min(max)
             } else {
-                let backoff = st.backoff.min(max);
-                st.backoff = st.backoff.saturating_mul(2).min(max);
+                // A cluster short of memory is given longer: FoundationDB grows the
+                // backoff up to 30 s then, whatever the maximum retry delay.
+                let cap = if matches!(
+                    error.code(),
+                    code::PROXY_MEMORY_LIMIT_EXCEEDED | code::GRV_PROXY_MEMORY_LIMIT_EXCEEDED
+                ) {
+                    limits::RESOURCE_CONSTRAINED_MAX_BACKOFF
+                } else {
+                    max
+                };
+                let backoff = st.backoff;
+                st.backoff = st.backoff.saturating_mul(2).min(cap);
                 self.engine().jittered(backoff)
             };
             st.reset_attempt();
