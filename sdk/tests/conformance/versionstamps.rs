@@ -4,8 +4,8 @@ use crate::harness::*;
 use fdb_records::kv::code::*;
 use fdb_records::kv::Database;
 use fdb_records::kv::{
-    strinc, Committed, ConflictRangeType, MutationType, Transaction, METADATA_VERSION_KEY,
-    METADATA_VERSION_KEY_END, METADATA_VERSION_REQUIRED_VALUE,
+    strinc, Committed, ConflictRangeType, KeySelector, MutationType, Transaction,
+    METADATA_VERSION_KEY, METADATA_VERSION_KEY_END, METADATA_VERSION_REQUIRED_VALUE,
 };
 use foundationdb_tuple::{Subspace, Versionstamp};
 use futures::executor::block_on;
@@ -17,6 +17,7 @@ conformance!(
     versionstamps_increase_across_sequential_commits,
     versionstamps_are_unique_across_concurrent_commits,
     versionstamped_writes_are_unreadable_in_their_transaction,
+    reads_that_stop_before_a_versionstamped_write_succeed,
     invalid_versionstamp_offset_fails_at_commit,
     versionstamped_key_conflicts_with_a_read_of_its_range,
     metadata_version_key_holds_the_last_bump_versionstamp,
@@ -305,6 +306,66 @@ pub fn versionstamped_writes_are_unreadable_in_their_transaction<H: Harness>(h: 
             keys(&scan_prefix(&db, &vk).await),
             vec![filled(&vk, &stamp, b"")]
         );
+    });
+}
+
+pub fn reads_that_stop_before_a_versionstamped_write_succeed<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        put_all(
+            &db,
+            &[h.kv("s/a", b"1"), h.kv("s/b", b"2"), h.kv("y/a", b"3")],
+        )
+        .await;
+        let (begin, end) = (h.k("s/"), h.k("z"));
+        for stamped in ["value", "key"] {
+            let t = tx(&db);
+            if stamped == "value" {
+                t.atomic_op(
+                    &h.k("t/v"),
+                    &template(b"", b""),
+                    MutationType::SetVersionstampedValue,
+                );
+            } else {
+                t.atomic_op(
+                    &template(&h.k("t/"), b""),
+                    b"x",
+                    MutationType::SetVersionstampedKey,
+                );
+            }
+            // FoundationDB fails a read only once it gets to the versionstamped write.
+            let first = t
+                .get_key(&KeySelector::first_greater_or_equal(begin.clone()), false)
+                .await
+                .unwrap();
+            assert_eq!(first, h.k("s/a"), "{stamped}: get_key stops before it");
+            assert_eq!(
+                keys(
+                    &range(&t, &begin, &end, Some(2), false, false)
+                        .await
+                        .unwrap()
+                ),
+                h.ks(&["s/a", "s/b"]),
+                "{stamped}: a limit that stops before it"
+            );
+            assert_eq!(
+                keys(&range(&t, &begin, &end, Some(1), true, false).await.unwrap()),
+                h.ks(&["y/a"]),
+                "{stamped}: a reverse limit that stops before it"
+            );
+            for (limit, reverse) in [
+                (None, false),
+                (Some(3), false),
+                (None, true),
+                (Some(2), true),
+            ] {
+                assert_eq!(
+                    code(range(&t, &begin, &end, limit, reverse, false).await),
+                    ACCESSED_UNREADABLE,
+                    "{stamped}: a read that gets there (limit {limit:?}, reverse {reverse})"
+                );
+            }
+        }
     });
 }
 

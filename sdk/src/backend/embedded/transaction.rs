@@ -605,6 +605,11 @@ struct Merged<'a> {
     /// The buffered entries in the range, when `writes` is set.
     buffered: Option<Peekable<BufferedRows<'a>>>,
     reverse: bool,
+    /// Where the scan reaches keys a versionstamped key of this transaction may
+    /// become (forward: the first such key; reverse: the end of the last span):
+    /// reaching it, or the end of the range past it, fails with `accessed_unreadable`,
+    /// as FoundationDB's RYW iterator fails only once it gets there.
+    unreadable_from: Option<Vec<u8>>,
 }
 
 type BufferedRows<'a> = Directed<btree_map::Range<'a, Vec<u8>, Entry>>;
@@ -659,23 +664,40 @@ impl<'a> Merged<'a> {
         end: &[u8],
         reverse: bool,
     ) -> FdbResult<Self> {
-        let buffered = match writes {
-            Some(w) => {
-                if w.range_unreadable(begin, end) {
-                    return Err(err(code::ACCESSED_UNREADABLE));
-                }
-                let iter = w.entries_in(begin, end);
-                Some(Directed { iter, reverse }.peekable())
+        let buffered = writes.map(|w| {
+            let iter = w.entries_in(begin, end);
+            Directed { iter, reverse }.peekable()
+        });
+        let unreadable_from = writes.and_then(|w| {
+            let mut spans = w.unreadable_spans(begin, end);
+            if reverse {
+                spans.last().map(|(_, e)| e.to_vec())
+            } else {
+                spans.next().map(|(b, _)| b.to_vec())
             }
-            None => None,
-        };
+        });
         Ok(Merged {
             writes,
             stored: snap.range(begin, end, reverse)?,
             stored_next: None,
             buffered,
             reverse,
+            unreadable_from,
         })
+    }
+
+    /// Whether the scan, about to yield `row` (`None`: about to end), has reached the
+    /// keys a versionstamped key may become.
+    fn reaches_unreadable(&self, row: Option<&FdbResult<Row>>) -> bool {
+        let Some(from) = self.unreadable_from.as_deref() else {
+            return false;
+        };
+        match row {
+            None => true,
+            Some(Ok(r)) if self.reverse => r.key() < from,
+            Some(Ok(r)) => r.key() >= from,
+            Some(Err(_)) => false,
+        }
     }
 
     fn next_stored(&mut self) -> Option<StoredResult> {
@@ -711,6 +733,16 @@ impl Iterator for Merged<'_> {
     type Item = FdbResult<Row>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let row = self.next_row();
+        if self.reaches_unreadable(row.as_ref()) {
+            return Some(Err(err(code::ACCESSED_UNREADABLE)));
+        }
+        row
+    }
+}
+
+impl Merged<'_> {
+    fn next_row(&mut self) -> Option<FdbResult<Row>> {
         let Some(writes) = self.writes else {
             return Some(self.stored.next()?.map(Row::Stored));
         };

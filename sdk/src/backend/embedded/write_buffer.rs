@@ -148,14 +148,17 @@ impl WriteBuffer {
         }
     }
 
-    /// Whether a range read of `[begin, end)` would touch a value not known until commit.
-    pub(crate) fn range_unreadable(&self, begin: &[u8], end: &[u8]) -> bool {
-        begin < end
-            && (self.unreadable.intersects(begin, end)
-                || self
-                    .entries
-                    .range::<[u8], ByteBounds>((Included(begin), Excluded(end)))
-                    .any(|(_, e)| matches!(e, Entry::Unreadable)))
+    /// The parts of `[begin, end)` that a versionstamped key of this transaction may
+    /// become, in order.
+    pub(crate) fn unreadable_spans<'a>(
+        &'a self,
+        begin: &'a [u8],
+        end: &'a [u8],
+    ) -> impl DoubleEndedIterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        self.unreadable
+            .clipped(begin, end)
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// Whether this transaction wrote, cleared or versionstamped anything in `[begin, end)`.
