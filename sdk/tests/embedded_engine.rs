@@ -225,3 +225,48 @@ fn memory_limit_errors_grow_the_backoff_past_the_maximum_retry_delay() {
         .unwrap();
     assert!(conflicts < limits::DEFAULT_MAX_RETRY_DELAY, "{conflicts:?}");
 }
+
+/// Runs `meanwhile` while `tx`'s commit is in flight (the commit yields before its
+/// batch is taken), on one thread.
+fn during_commit<T: Transaction>(
+    tx: &T,
+    meanwhile: impl std::future::Future<Output = ()>,
+) -> fdb_records::kv::FdbResult<i64> {
+    block_on(async {
+        let (committed, ()) = futures::join!(tx.commit(), meanwhile);
+        committed.map(|c| c.version)
+    })
+}
+
+#[test]
+fn a_cancel_during_a_commit_answers_cancelled() {
+    let db = EmbeddedDatabase::in_memory().unwrap();
+    let tx = db.create_transaction().unwrap();
+    tx.set(b"k", b"v");
+    let r = during_commit(&tx, async { tx.cancel() });
+    assert_eq!(r.unwrap_err().code(), code::TRANSACTION_CANCELLED);
+}
+
+#[test]
+fn a_read_during_a_commit_fails_the_commit() {
+    let db = EmbeddedDatabase::in_memory().unwrap();
+    let tx = db.create_transaction().unwrap();
+    tx.set(b"k", b"v");
+    let r = during_commit(&tx, async {
+        let read = tx.get(b"other", false).await;
+        assert_eq!(read.unwrap_err().code(), code::USED_DURING_COMMIT);
+    });
+    assert_eq!(r.unwrap_err().code(), code::USED_DURING_COMMIT);
+}
+
+#[test]
+fn a_reset_during_a_commit_leaves_the_new_transaction_usable() {
+    let db = EmbeddedDatabase::in_memory().unwrap();
+    let tx = db.create_transaction().unwrap();
+    tx.set(b"k", b"first");
+    let _ = during_commit(&tx, async { tx.reset() });
+    tx.set(b"k", b"second");
+    block_on(tx.commit()).expect("the reset transaction commits");
+    let got = block_on(db.run(|t, _| async move { t.get(b"k", false).await })).unwrap();
+    assert_eq!(got, Some(b"second".to_vec()));
+}

@@ -284,8 +284,9 @@ pub fn range_read_in_batches_conflicts_with_inserts_anywhere_in_the_range<H: Har
 pub fn range_read_more_flag_matches_its_conflict_range<H: Harness>(h: &H) {
     // A batch returns the range's last row with its row limit exactly used up.
     // FoundationDB reports `more == true` (the limit is reached, whether or not a row
-    // follows), so the reader has not learnt that nothing follows and an insert after
-    // that row must not conflict.
+    // follows). Forward, with the usual end selector, the read then protects only up to
+    // its last row, so an insert after it does not conflict; reverse, with the usual
+    // begin selector, FoundationDB's RYW protects the whole range, so it does.
     let db = h.db();
     block_on(async {
         for (case, reverse) in [(0, false), (1, true)] {
@@ -306,7 +307,8 @@ pub fn range_read_more_flag_matches_its_conflict_range<H: Harness>(h: &H) {
             let insert = h.k(&format!("{p}{}", if reverse { "0" } else { "c" }));
             assert!(batch.more, "reverse {reverse}: the limit was reached");
             let r = finish(&db, &t1, &h.k("marker"), |t2| t2.set(&insert, b"new")).await;
-            assert_eq!(r, Ok(()), "reverse {reverse}");
+            let expected = if reverse { Err(NOT_COMMITTED) } else { Ok(()) };
+            assert_eq!(r, expected, "reverse {reverse}");
         }
     });
 }
@@ -395,17 +397,23 @@ pub fn limited_range_read_conflict_ends_after_last_key_forward<H: Harness>(h: &H
 
 pub fn limited_range_read_conflict_starts_at_last_key_reverse<H: Harness>(h: &H) {
     block_on(async {
-        // Returned e, d: the read covered [d, end).
+        // With the usual begin selector ("first key >= begin") FoundationDB's RYW
+        // protects the whole range of a limited reverse read: returned e, d, yet a write
+        // anywhere in the range conflicts.
+        for (i, write) in ["a", "c", "cz", "d", "dd", "e", "z"]
+            .into_iter()
+            .enumerate()
+        {
+            let r = limited_read_case(h, 100 + i, true, write).await;
+            assert_eq!(r, Err(NOT_COMMITTED), "reverse limit 2, write {write:?}");
+        }
+        // With a begin selector of offset <= 0 ("last key < a\0", which is a) it
+        // protects only [d, end).
+        let db = h.db();
         let cases = [
             ("c", Ok(()), "existing key before the last returned one"),
             ("cz", Ok(()), "new key before the last returned one"),
-            ("a", Ok(()), "first key of the range"),
             ("d", Err(NOT_COMMITTED), "the last returned key"),
-            (
-                "d\x00",
-                Err(NOT_COMMITTED),
-                "new key just after the last returned one",
-            ),
             (
                 "dd",
                 Err(NOT_COMMITTED),
@@ -415,8 +423,26 @@ pub fn limited_range_read_conflict_starts_at_last_key_reverse<H: Harness>(h: &H)
             ("z", Err(NOT_COMMITTED), "new key after every returned one"),
         ];
         for (i, (write, expected, what)) in cases.into_iter().enumerate() {
-            let r = limited_read_case(h, 100 + i, true, write).await;
-            assert_eq!(r, expected, "reverse limit 2, write {what} ({write:?})");
+            let p = format!("L{}/", 200 + i);
+            let seed: Vec<_> = ["a", "b", "c", "d", "e"]
+                .iter()
+                .map(|s| h.kv(&format!("{p}{s}"), b"v"))
+                .collect();
+            put_all(&db, &seed).await;
+            let t1 = reader(&db).await;
+            let mut r = RangeOption::from_keys(&h.k(&p), &strinc(&h.k(&p))).with_limit(2);
+            r.begin = KeySelector::last_less_than(h.k(&format!("{p}a\x00")));
+            r.reverse = true;
+            let got = t1.get_range_all(r, false).await.unwrap();
+            assert_eq!(keys(&got), h.ks(&[&format!("{p}e"), &format!("{p}d")]));
+            let r = finish(&db, &t1, &h.k("marker"), |t2| {
+                t2.set(&h.k(&format!("{p}{write}")), b"w")
+            })
+            .await;
+            assert_eq!(
+                r, expected,
+                "reverse limit 2 from an offset-0 begin, write {what}"
+            );
         }
     });
 }

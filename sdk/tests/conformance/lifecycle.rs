@@ -19,6 +19,7 @@ conformance!(
     on_error_does_not_undo_a_cancel,
     on_error_of_success_is_an_invalid_operation,
     conflict_ranges_report_errors_later_except_an_inverted_range,
+    a_deferred_write_error_at_commit_does_not_start_the_commit,
 );
 
 fn err(code: i32) -> FdbError {
@@ -235,5 +236,16 @@ pub fn conflict_ranges_report_errors_later_except_an_inverted_range<H: Harness>(
         t.cancel();
         t.add_conflict_range(&h.k("a"), &h.k("b"), ConflictRangeType::Read)
             .expect("no error for a cancelled transaction");
+    });
+}
+
+pub fn a_deferred_write_error_at_commit_does_not_start_the_commit<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let t = tx(&db);
+        t.set(&h.k("k"), &vec![0u8; 100_001]);
+        assert_eq!(code(t.commit().await), VALUE_TOO_LARGE);
+        // The commit never started: the deferred error, not used_during_commit.
+        assert_eq!(code(t.get(&h.k("k"), false).await), VALUE_TOO_LARGE);
     });
 }

@@ -353,6 +353,19 @@ pub fn reads_that_stop_before_a_versionstamped_write_succeed<H: Harness>(h: &H) 
                 h.ks(&["y/a"]),
                 "{stamped}: a reverse limit that stops before it"
             );
+            if stamped == "value" {
+                // A selector that steps over the value, either way, reads through it.
+                for sel in [
+                    KeySelector::new(h.k("s/a"), false, 4),
+                    KeySelector::new(h.k("y/a"), true, -3),
+                ] {
+                    assert_eq!(
+                        code(t.get_key(&sel, false).await),
+                        ACCESSED_UNREADABLE,
+                        "a selector stepping over it: {sel:?}"
+                    );
+                }
+            }
             for (limit, reverse) in [
                 (None, false),
                 (Some(3), false),

@@ -108,6 +108,9 @@ struct TxState {
     /// Run when this attempt commits (see `on_commit`).
     commit_hooks: Vec<crate::kv::CommitHook>,
     created_at: Duration,
+    /// Counts `on_error` and `reset` calls: a commit that ends after one of them
+    /// leaves the new attempt alone.
+    attempt: u64,
     retries: u32,
     backoff: Duration,
     committed: Option<Committed>,
@@ -132,6 +135,7 @@ impl TxState {
             store_state_changed: false,
             commit_hooks: Vec::new(),
             created_at: now,
+            attempt: 0,
             retries: 0,
             backoff: limits::INITIAL_RETRY_DELAY,
             committed: None,
@@ -142,6 +146,7 @@ impl TxState {
     /// the retry bookkeeping. The other options go back to their defaults, as
     /// FoundationDB's `on_error` resets them: a retry loop sets them in each attempt.
     fn reset_attempt(&mut self) {
+        self.attempt += 1;
         self.status = Status::Active;
         self.size_limit = limits::MAX_TRANSACTION_SIZE;
         self.idempotent = false;
@@ -408,9 +413,10 @@ impl EmbeddedTransaction {
             // Past the last user key (`first_greater_than(b"\xff")`), FoundationDB
             // answers `\xff`: there is nothing to merge.
             let found = if begin.as_slice() < KEYSPACE_END {
-                Merged::new(writes, snap, &begin, KEYSPACE_END, false)?
-                    .nth(sel.offset as usize - 1)
-                    .transpose()?
+                nth_row(
+                    Merged::new(writes, snap, &begin, KEYSPACE_END, false)?,
+                    sel.offset as usize - 1,
+                )?
             } else {
                 None
             };
@@ -428,9 +434,10 @@ impl EmbeddedTransaction {
             } else {
                 anchor.to_vec()
             };
-            let found = Merged::new(writes, snap, b"", &end, true)?
-                .nth(sel.offset.unsigned_abs() as usize)
-                .transpose()?;
+            let found = nth_row(
+                Merged::new(writes, snap, b"", &end, true)?,
+                sel.offset.unsigned_abs() as usize,
+            )?;
             match found {
                 Some(row) => {
                     let k = row.key().to_vec();
@@ -511,16 +518,23 @@ impl EmbeddedTransaction {
             }
         }
         // As FoundationDB's client: a batch that used up its limits reports more to
-        // come, whether or not a row follows, and protects only what it returned; a
-        // batch that ran out of rows protects the whole range, so that a phantom insert
-        // past its last row is noticed.
+        // come, whether or not a row follows. Its read-conflict range then stops at the
+        // last row returned only where FoundationDB's RYW stops it: a forward read
+        // whose end selector has a positive offset (the usual "first key ≥ end"), a
+        // reverse read whose begin selector has an offset ≤ 0; otherwise, and whenever
+        // the rows ran out, it covers the whole range, so that a phantom insert past
+        // the last row is noticed.
         let more = truncated;
         drop(rows);
         let batch = batch.finish_batch(more);
         if !snapshot {
             match (more, batch.last_key()) {
-                (true, Some(last)) if range.reverse => st.add_read_range(last.to_vec(), end),
-                (true, Some(last)) => st.add_read_range(begin, key_after(last)),
+                (true, Some(last)) if range.reverse && range.begin.offset <= 0 => {
+                    st.add_read_range(last.to_vec(), end)
+                }
+                (true, Some(last)) if !range.reverse && range.end.offset > 0 => {
+                    st.add_read_range(begin, key_after(last))
+                }
                 _ => st.add_read_range(begin, end),
             }
         }
@@ -578,6 +592,18 @@ impl EmbeddedTransaction {
             idempotent: st.idempotent,
         }))
     }
+}
+
+/// The `n`th row (from 0), failing on the first error among the rows stepped over:
+/// `Iterator::nth` would drop it, and a selector would step past a versionstamped value
+/// it must not read through.
+fn nth_row(mut rows: Merged<'_>, n: usize) -> FdbResult<Option<Row>> {
+    for _ in 0..n {
+        if rows.next().transpose()?.is_none() {
+            return Ok(None);
+        }
+    }
+    rows.next().transpose()
 }
 
 /// Rows and bytes for one batch of a range read.
@@ -972,20 +998,37 @@ impl Transaction for EmbeddedTransaction {
         let hooks = std::mem::take(&mut self.lock().commit_hooks);
         hooks.into_iter().for_each(|hook| hook());
         self.maybe_delay().await;
+        let attempt = {
+            let mut st = self.lock();
+            // A deferred write error, a cancel or a timeout is reported before the
+            // commit starts (FoundationDB checks them first): the transaction stays
+            // as it was.
+            st.check_readable(self.now())?;
+            st.attempt
+        };
         let request = match self.prepare_commit() {
             Ok(Ok(request)) => request,
             Ok(Err(read_only)) => return Ok(read_only),
             Err(e) => {
-                // Failed before it was sent (size, age, a deferred write error): the
-                // commit still ended, as FoundationDB counts it.
+                // Failed before it was sent (size, age): the commit still ended, as
+                // FoundationDB counts it.
                 self.lock().end_commit();
                 return Err(e);
             }
         };
         let result = self.engine().submit_commit(request).await;
         let mut st = self.lock();
+        if st.attempt != attempt {
+            // Reset (or retried) meanwhile: the new attempt is not this commit's.
+            return result;
+        }
         if let Ok(committed) = result {
             st.committed = Some(committed);
+        }
+        // Cancelled or timed out meanwhile: FoundationDB's commit answers that, and
+        // the commit may have happened (as after `commit_unknown_result`).
+        if let Some(sticky) = st.sticky_error(self.now()) {
+            return Err(sticky);
         }
         st.end_commit();
         result
@@ -1065,7 +1108,10 @@ impl Transaction for EmbeddedTransaction {
 
     fn reset(&self) {
         let now = self.now();
-        *self.lock() = TxState::new(now, PersistentOptions::default());
+        let mut st = self.lock();
+        let attempt = st.attempt + 1;
+        *st = TxState::new(now, PersistentOptions::default());
+        st.attempt = attempt;
     }
 
     fn cancel(&self) {

@@ -176,8 +176,9 @@ impl WriteBuffer {
     /// Calls `f` with the parts of `[begin, end)` whose reads depend on storage, in
     /// order: all of it but what this transaction set or cleared. FoundationDB's RYW
     /// adds read conflicts only there (`updateConflictMap`): a read of a key this
-    /// transaction set learns nothing from storage, while a key under atomic ops or a
-    /// versionstamp still depends on what is stored.
+    /// transaction set learns nothing from storage, while a key under atomic ops still
+    /// depends on what is stored. A versionstamped value's key is kept too, on the
+    /// safe side (one more conflict at most).
     pub(crate) fn storage_dependent(
         &self,
         begin: &[u8],
