@@ -18,6 +18,7 @@ conformance!(
     versionstamps_are_unique_across_concurrent_commits,
     versionstamped_writes_are_unreadable_in_their_transaction,
     reads_that_stop_before_a_versionstamped_write_succeed,
+    keys_stamped_before_the_read_version_stay_readable,
     invalid_versionstamp_offset_fails_at_commit,
     versionstamped_key_conflicts_with_a_read_of_its_range,
     metadata_version_key_holds_the_last_bump_versionstamp,
@@ -379,6 +380,48 @@ pub fn reads_that_stop_before_a_versionstamped_write_succeed<H: Harness>(h: &H) 
                 );
             }
         }
+    });
+}
+
+pub fn keys_stamped_before_the_read_version_stay_readable<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let log = h.k("rlog/");
+        let t = tx(&db);
+        t.atomic_op(
+            &template(&log, b""),
+            b"old",
+            MutationType::SetVersionstampedKey,
+        );
+        let stamp = t.commit().await.unwrap().versionstamp.unwrap();
+        let old = filled(&log, &stamp, b"");
+        // A later commit, so that the next read version is past the old entry's.
+        put(&db, &h.k("other"), b"x").await;
+
+        // With a read version first, the appended key can only become a stamp after
+        // it: older entries stay readable.
+        let t = tx(&db);
+        t.get_read_version().await.unwrap();
+        t.atomic_op(
+            &template(&log, b""),
+            b"new",
+            MutationType::SetVersionstampedKey,
+        );
+        assert_eq!(t.get(&old, false).await.unwrap(), Some(b"old".to_vec()));
+        assert_eq!(
+            code(range(&t, &log, &strinc(&log), None, false, false).await),
+            ACCESSED_UNREADABLE,
+            "a scan that reaches past the read version"
+        );
+
+        // Without one, any stamp is possible.
+        let t = tx(&db);
+        t.atomic_op(
+            &template(&log, b""),
+            b"new",
+            MutationType::SetVersionstampedKey,
+        );
+        assert_eq!(code(t.get(&old, false).await), ACCESSED_UNREADABLE);
     });
 }
 

@@ -935,7 +935,8 @@ impl Transaction for EmbeddedTransaction {
                 return Err(err(code::CLIENT_INVALID_OPERATION));
             }
             check_write(key, param.len())?;
-            st.writes.atomic(key, param, op)
+            let read_version = st.snapshot.as_ref().map(|s| s.version());
+            st.writes.atomic(key, param, op, read_version)
         })
     }
 

@@ -90,16 +90,19 @@ impl WriteBuffer {
     }
 
     /// Buffers an atomic mutation. Versionstamp templates must already be validated.
+    /// `read_version`, once the transaction has one, bounds what a versionstamped key
+    /// can become: its commit comes after it.
     pub(crate) fn atomic(
         &mut self,
         key: &[u8],
         param: &[u8],
         op: MutationType,
+        read_version: Option<u64>,
     ) -> Result<(), FdbError> {
         match op {
             MutationType::SetVersionstampedKey => {
                 // Its write conflict is the filled-in key, added at commit.
-                let (low, high) = versionstamp_key_range(key)?;
+                let (low, high) = versionstamp_key_range(key, read_version)?;
                 self.unreadable.insert(&low, &high);
             }
             MutationType::SetVersionstampedValue => {
@@ -232,11 +235,20 @@ impl WriteBuffer {
     }
 }
 
-/// The range of keys a versionstamped-key template can become once its stamp is filled in.
-fn versionstamp_key_range(template: &[u8]) -> Result<(Vec<u8>, Vec<u8>), FdbError> {
-    let low = atomic::fill_versionstamp(template, &[0u8; 10])?;
+/// The range of keys a versionstamped-key template can become once its stamp is filled
+/// in: from the stamp `(read version + 1, 0)` (zeros before a read version), as
+/// FoundationDB's `getVersionstampKeyRange`, to all-`ff`, capped at `\xff`.
+fn versionstamp_key_range(
+    template: &[u8],
+    read_version: Option<u64>,
+) -> Result<(Vec<u8>, Vec<u8>), FdbError> {
+    let mut lowest = [0u8; 10];
+    if let Some(v) = read_version {
+        lowest[..8].copy_from_slice(&v.saturating_add(1).to_be_bytes());
+    }
+    let low = atomic::fill_versionstamp(template, &lowest)?;
     let high = atomic::fill_versionstamp(template, &[0xffu8; 10])?;
-    Ok((low, key_after(&high)))
+    Ok((low, key_after(&high).min(b"\xff".to_vec())))
 }
 
 /// Applies buffered mutations to a stored value.
@@ -288,7 +300,7 @@ mod tests {
                     Op::Set(k) => w.set(&[k], b"v"),
                     Op::Clear(k) => w.clear(&[k]),
                     Op::ClearRange(a, b) => w.clear_range(&[a], &[b]),
-                    Op::Add(k) => w.atomic(&[k], &1i64.to_le_bytes(), MutationType::Add).unwrap(),
+                    Op::Add(k) => w.atomic(&[k], &1i64.to_le_bytes(), MutationType::Add, None).unwrap(),
                 }
             }
             let end = begin.saturating_add(len);
