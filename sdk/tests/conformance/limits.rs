@@ -13,6 +13,7 @@ use std::time::Duration;
 
 conformance!(
     key_size_limit,
+    a_get_of_an_oversized_key_is_none_and_conflicts_with_nothing,
     clear_of_oversized_key_is_a_no_op,
     value_size_limit,
     versionstamp_templates_count_their_offset_toward_the_limits,
@@ -79,6 +80,25 @@ pub fn key_size_limit<H: Harness>(h: &H) {
             );
         }
         assert_eq!(get(&db, &over).await, None);
+    });
+}
+
+pub fn a_get_of_an_oversized_key_is_none_and_conflicts_with_nothing<H: Harness>(h: &H) {
+    let db = h.db();
+    block_on(async {
+        let mut key = h.k("big/");
+        key.resize(limits::MAX_KEY_SIZE + 1, b'k');
+        let t1 = reader(&db).await;
+        assert_eq!(t1.get(&key, false).await.unwrap(), None);
+        // Nothing can be written there; its read adds no conflict even with a write
+        // that covers it.
+        let t2 = tx(&db);
+        t2.clear_range(&h.k("big/"), &h.k("big0"));
+        t2.commit().await.unwrap();
+        t1.set(&h.k("marker"), b"t1");
+        t1.commit()
+            .await
+            .expect("no conflict from the oversized read");
     });
 }
 

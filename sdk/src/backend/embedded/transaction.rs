@@ -368,6 +368,11 @@ impl EmbeddedTransaction {
         let now = self.now();
         st.check_readable(now)?;
         legal_key(key)?;
+        if key.len() > limits::MAX_KEY_SIZE {
+            // No such key can exist: FoundationDB answers without reading, and adds no
+            // read conflict.
+            return Ok(None);
+        }
         let use_writes = !snapshot || st.snapshot_ryw > 0;
         let ops = if use_writes {
             match st.writes.lookup(key) {
