@@ -764,7 +764,12 @@ impl Iterator for Merged<'_> {
     type Item = FdbResult<Row>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let row = self.next_row();
+        // Storage alone (the common case): nothing of this transaction to merge or
+        // to stop at.
+        let Some(writes) = self.writes else {
+            return Some(self.stored.next()?.map(Row::Stored));
+        };
+        let row = self.next_merged(writes);
         if self.reaches_unreadable(row.as_ref()) {
             return Some(Err(err(code::ACCESSED_UNREADABLE)));
         }
@@ -773,10 +778,8 @@ impl Iterator for Merged<'_> {
 }
 
 impl Merged<'_> {
-    fn next_row(&mut self) -> Option<FdbResult<Row>> {
-        let Some(writes) = self.writes else {
-            return Some(self.stored.next()?.map(Row::Stored));
-        };
+    /// The next row of storage merged with `writes`.
+    fn next_merged(&mut self, writes: &WriteBuffer) -> Option<FdbResult<Row>> {
         loop {
             let (key, base, entry) = match self.next_source()? {
                 Ordering::Less => match self.next_stored()? {
