@@ -226,6 +226,19 @@ fn memory_limit_errors_grow_the_backoff_past_the_maximum_retry_delay() {
     assert!(conflicts < limits::DEFAULT_MAX_RETRY_DELAY, "{conflicts:?}");
 }
 
+/// An in-memory database and a transaction that has written `k = value`.
+fn writing(
+    value: &[u8],
+) -> (
+    EmbeddedDatabase,
+    fdb_records::backend::embedded::EmbeddedTransaction,
+) {
+    let db = EmbeddedDatabase::in_memory().unwrap();
+    let tx = db.create_transaction().unwrap();
+    tx.set(b"k", value);
+    (db, tx)
+}
+
 /// Runs `meanwhile` while `tx`'s commit is in flight (the commit yields before its
 /// batch is taken), on one thread.
 fn during_commit<T: Transaction>(
@@ -240,18 +253,14 @@ fn during_commit<T: Transaction>(
 
 #[test]
 fn a_cancel_during_a_commit_answers_cancelled() {
-    let db = EmbeddedDatabase::in_memory().unwrap();
-    let tx = db.create_transaction().unwrap();
-    tx.set(b"k", b"v");
+    let (_db, tx) = writing(b"v");
     let r = during_commit(&tx, async { tx.cancel() });
     assert_eq!(r.unwrap_err().code(), code::TRANSACTION_CANCELLED);
 }
 
 #[test]
 fn a_read_during_a_commit_fails_the_commit() {
-    let db = EmbeddedDatabase::in_memory().unwrap();
-    let tx = db.create_transaction().unwrap();
-    tx.set(b"k", b"v");
+    let (_db, tx) = writing(b"v");
     let r = during_commit(&tx, async {
         let read = tx.get(b"other", false).await;
         assert_eq!(read.unwrap_err().code(), code::USED_DURING_COMMIT);
@@ -261,9 +270,7 @@ fn a_read_during_a_commit_fails_the_commit() {
 
 #[test]
 fn a_reset_during_a_commit_leaves_the_new_transaction_usable() {
-    let db = EmbeddedDatabase::in_memory().unwrap();
-    let tx = db.create_transaction().unwrap();
-    tx.set(b"k", b"first");
+    let (db, tx) = writing(b"first");
     let _ = during_commit(&tx, async { tx.reset() });
     tx.set(b"k", b"second");
     block_on(tx.commit()).expect("the reset transaction commits");
