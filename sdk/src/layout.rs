@@ -150,11 +150,15 @@ impl StoreLayout {
     }
     /// `(1, (pk...), 0)` and `(1, (pk...), -1)`: the keys a load reads, packed once.
     pub fn record_data_and_version_keys(&self, pk: &[Element<'_>]) -> (Vec<u8>, Vec<u8>) {
-        let data = self.record_key(pk, suffix::UNSPLIT);
-        // The two keys share everything up to the suffix, the tuple's last element.
-        let suffix_len = foundationdb_tuple::pack(&suffix::UNSPLIT).len();
-        let mut version = Vec::with_capacity(data.len() + 1);
-        version.extend_from_slice(&data[..data.len() - suffix_len]);
+        // The two keys share everything up to the suffix, the tuple's last element, and
+        // a tuple's elements pack one after another.
+        let prefix = self.store.bytes();
+        let mut data = Vec::with_capacity(prefix.len() + 32);
+        data.extend_from_slice(prefix);
+        foundationdb_tuple::pack_into(&(space::RECORDS, pk), &mut data);
+        let mut version = Vec::with_capacity(data.len() + 2);
+        version.extend_from_slice(&data);
+        foundationdb_tuple::pack_into(&suffix::UNSPLIT, &mut data);
         foundationdb_tuple::pack_into(&suffix::VERSION, &mut version);
         (data, version)
     }

@@ -275,10 +275,19 @@ impl TxState {
     /// Records a non-snapshot point read of `key`.
     fn add_read_point(&mut self, key: &[u8]) {
         self.read_point_bytes += 2 * key.len() + 1;
+        if self.read_point_ends.capacity() == 0 {
+            // Sized once for a store open and a few loads, rather than doubled up to it.
+            self.read_points.reserve(POINT_READ_BYTES);
+            self.read_point_ends.reserve(POINT_READS);
+        }
         self.read_points.extend_from_slice(key);
         self.read_point_ends.push(self.read_points.len());
     }
 }
+
+/// First allocation of a transaction's point-read log: keys, and reads.
+const POINT_READ_BYTES: usize = 512;
+const POINT_READS: usize = 24;
 
 fn legal_key(key: &[u8]) -> FdbResult<()> {
     if key >= KEYSPACE_END && key != METADATA_VERSION_KEY {
