@@ -5,6 +5,7 @@
 //! | sequencer + read versions | the last committed batch's storage snapshot, shared by transactions that start before the next batch |
 //! | resolvers | [`resolver`](self) history of write-conflict sets over the MVCC window (5 s) |
 //! | commit proxies batching | pipelined group commit: one durable storage write per batch, the next batch filling during its sync |
+//! | storage servers' in-memory versions | a write layer (`overlay.rs`): batches published but not yet committed to redb, merged over its snapshot |
 //! | storage servers | redb, behind a small internal seam (`storage.rs`) |
 //! | atomic mutations, versionstamps | applied at commit with FoundationDB's byte semantics |
 //!
@@ -33,6 +34,7 @@ mod commit;
 mod engine;
 mod faults;
 mod intervals;
+mod overlay;
 mod resolver;
 mod storage;
 mod transaction;
