@@ -245,7 +245,8 @@ impl Storage {
         self.writer.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A snapshot of the last committed batch.
+    /// A snapshot of the last batch handed to storage: at open (its only use), all
+    /// that storage holds.
     pub(crate) fn snapshot(&self) -> Result<StorageSnapshot, FdbError> {
         let st = self.writer_state();
         StorageSnapshot::new(st.base.clone(), st.layer.map.clone(), st.version)
@@ -264,6 +265,8 @@ impl Storage {
                 .wait(st)
                 .unwrap_or_else(|p| p.into_inner());
         }
+        // The batch that held the transaction may have failed storage meanwhile.
+        self.check_usable()?;
         let tx = match st.tx.take() {
             Some(tx) => tx,
             None => self.begin_over(&st.layer.map)?,
@@ -358,7 +361,15 @@ impl Storage {
                 return Err(storage_error(e));
             }
             committed_then(|| {
-                let base = Arc::new(self.read_base()?);
+                let base = match self.read_base() {
+                    Ok(base) => Arc::new(base),
+                    Err(e) => {
+                        // Nothing to publish; storage fails, but the next batch waiting
+                        // for the transaction must not wait for ever.
+                        self.hand_back(None, None);
+                        return Err(e);
+                    }
+                };
                 self.hand_back(None, Some((Layer::default(), base.clone(), version)));
                 StorageSnapshot::new(base, Overlay::new(), version)
             })?
@@ -420,7 +431,8 @@ impl Storage {
     }
 
     /// Makes everything published durable in redb and empties the log, for a clean
-    /// close.
+    /// close. No batch may hold the write transaction any more (the engine abandons its
+    /// open batch before storage is dropped): beginning one here would wait for it.
     fn checkpoint_on_close(&self, wal: &mut Wal) -> Result<(), FdbError> {
         let mut st = self.writer_state();
         let mut tx = match st.tx.take() {
@@ -640,11 +652,15 @@ impl StoredRows {
             return row;
         }
         let range = self.range.as_mut()?;
-        if self.reverse {
+        let row = if self.reverse {
             range.next_back()
         } else {
             range.next()
+        };
+        if row.is_none() {
+            self.range = None;
         }
+        row
     }
 }
 
