@@ -4,9 +4,14 @@
 //! There is no background thread; committers do the work:
 //!
 //! - *fill*: an arriving request is resolved against recent commits and the batch's
-//!   earlier requests (in arrival order) and its mutations are applied at once to the
-//!   batch's open storage write ([`Storage::begin_batch`]), neither durable nor visible
-//!   yet. The first request's committer is the batch's *closer*;
+//!   earlier requests (in arrival order) and, if accepted, queued to be applied;
+//! - *apply*: queued mutations are applied, in arrival order, to the batch's open
+//!   storage write ([`Storage::begin_batch`]), neither durable nor visible yet, by
+//!   whichever committer holds the applier: each arriving committer tries, and one that
+//!   finds it busy leaves its request to the holder or to the closer. Resolving is
+//!   short; applying (the storage writes) is most of a commit's engine work, and kept
+//!   out of the lock that every committer takes, so that committers on other threads
+//!   are not held up behind it. The first request's committer is the batch's *closer*;
 //! - *log* (one batch at a time, under a lock): once the previous batch is logged, the
 //!   closer takes its batch as it stands, commits it to storage and makes it durable
 //!   with one log sync ([`Storage::commit_batch`]). The next batch fills meanwhile;
@@ -65,6 +70,8 @@ pub(crate) struct CommitRequest {
 /// The commit pipeline's state.
 pub(crate) struct Pipeline {
     fill: Mutex<Fill>,
+    /// The open batch's storage write. Taken before `fill` by whoever holds both.
+    applier: Mutex<Applier>,
     /// Held while a batch is committed and logged: batches reach storage, and the
     /// answer queue, in version order.
     log: Mutex<()>,
@@ -89,6 +96,7 @@ impl Pipeline {
                 returning: 0,
                 returning_until: Duration::ZERO,
             }),
+            applier: Mutex::new(Applier::default()),
             log: Mutex::new(()),
             answers: Mutex::new(Answers::default()),
             #[cfg(test)]
@@ -107,7 +115,31 @@ impl Pipeline {
             .open
             .take();
         drop(open);
+        let storage = self
+            .applier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .storage
+            .take();
+        drop(storage);
     }
+}
+
+/// The storage write of the batch being applied.
+#[derive(Default)]
+struct Applier {
+    /// The batch that `storage` and `failed` belong to.
+    version: u64,
+    /// Begun at the batch's first applied request.
+    storage: Option<StorageBatch>,
+    /// Applying a request failed: the whole batch fails with this.
+    failed: Option<FdbError>,
+}
+
+/// An accepted request's mutations, waiting to be applied.
+struct Pending {
+    mutations: Vec<Mutation>,
+    stamp: [u8; 10],
 }
 
 struct Fill {
@@ -128,14 +160,12 @@ struct Fill {
 
 struct OpenBatch {
     version: u64,
-    /// Begun at the first accepted request.
-    storage: Option<StorageBatch>,
+    /// Accepted requests not applied yet, in arrival order.
+    pending: Vec<Pending>,
     /// Write conflicts of the batch's accepted requests.
     writes: IntervalSet,
     replies: Vec<(Reply, Outcome)>,
     accepted: u16,
-    /// Applying a request failed: the whole batch fails with this.
-    failed: Option<FdbError>,
     /// The committer that will take this batch to the log.
     closer: Option<Arc<Mailbox>>,
     /// Its closer waits for returning committers.
@@ -167,8 +197,6 @@ struct Logged {
 /// What a request will be told once its batch is durable (or failed).
 enum Outcome {
     Rejected(FdbError),
-    /// Storage failed before the request was applied.
-    Failed(FdbError),
     Accepted {
         stamp: [u8; 10],
         /// Injected `commit_unknown_result` for a commit that is applied nonetheless.
@@ -400,9 +428,31 @@ impl Engine {
                 me.close = true;
             }
         }
+        drop(fill);
+        self.apply_pending();
     }
 
-    /// Resolves a request and applies it to the open batch (opening one if needed);
+    /// Applies the open batch's queued requests unless another committer is applying
+    /// (it, or the batch's closer, applies them then).
+    fn apply_pending(&self) {
+        let mut applier = match self.pipeline.applier.try_lock() {
+            Ok(applier) => applier,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        loop {
+            let (version, pending) = {
+                let mut fill = self.fill();
+                match fill.open.as_mut().filter(|b| !b.pending.is_empty()) {
+                    Some(open) => (open.version, std::mem::take(&mut open.pending)),
+                    None => return,
+                }
+            };
+            self.apply(&mut applier, version, pending);
+        }
+    }
+
+    /// Resolves a request and queues it in the open batch (opening one if needed);
     /// whether its committer is to close the batch.
     fn add(&self, fill: &mut Fill, request: CommitRequest, reply: Reply) -> bool {
         let now = self.clock.now();
@@ -415,11 +465,10 @@ impl Engine {
         resolver.prune(now, self.lifetime);
         let batch = open.get_or_insert_with(|| OpenBatch {
             version: *last_version + 1,
-            storage: None,
+            pending: Vec::new(),
             writes: IntervalSet::new(),
             replies: Vec::new(),
             accepted: 0,
-            failed: None,
             closer: None,
             parked: false,
         });
@@ -441,16 +490,15 @@ impl Engine {
                 _ => None,
             },
         };
-        let outcome = match (rejected, batch.failed) {
-            (Some(c), _) => Outcome::Rejected(FdbError::from_code(c)),
-            (None, Some(e)) => Outcome::Failed(e),
-            (None, None) => match self.apply(batch, r) {
-                Ok(stamp) => Outcome::Accepted {
-                    stamp,
-                    report_unknown: r.fault == CommitFault::UnknownCommitted && !r.idempotent,
-                },
-                Err(e) => Outcome::Failed(e),
-            },
+        let outcome = match rejected {
+            Some(c) => Outcome::Rejected(FdbError::from_code(c)),
+            None => {
+                let report_unknown = r.fault == CommitFault::UnknownCommitted && !r.idempotent;
+                Outcome::Accepted {
+                    stamp: accept(batch, request),
+                    report_unknown,
+                }
+            }
         };
         let closes = batch.closer.is_none();
         if closes {
@@ -460,46 +508,40 @@ impl Engine {
         closes
     }
 
-    /// Applies an accepted request to the batch's storage write; its versionstamp. On
-    /// an error the whole batch fails.
-    fn apply(&self, batch: &mut OpenBatch, r: &CommitRequest) -> FdbResult<[u8; 10]> {
-        let mut stamp = [0u8; 10];
-        stamp[..8].copy_from_slice(&batch.version.to_be_bytes());
-        stamp[8..].copy_from_slice(&batch.accepted.to_be_bytes());
-        let applied = match &mut batch.storage {
-            Some(storage) => Ok(storage),
-            None => self
-                .storage
-                .begin_batch(batch.version)
-                .map(|s| batch.storage.insert(s)),
+    /// Applies queued requests of the batch with `version` to its storage write, in
+    /// order. After an error nothing more of the batch is applied: it fails whole.
+    fn apply(&self, applier: &mut Applier, version: u64, pending: Vec<Pending>) {
+        if applier.version != version {
+            // The previous batch's closer took its storage write with it.
+            debug_assert!(applier.storage.is_none(), "an earlier batch left unclosed");
+            *applier = Applier {
+                version,
+                storage: None,
+                failed: None,
+            };
         }
-        .and_then(|storage| {
-            storage.apply(|w| {
-                r.mutations
-                    .iter()
-                    .try_for_each(|m| apply_mutation(w, m, &stamp))
-            })
-        });
-        match applied {
-            Ok(()) => {
-                batch.accepted += 1;
-                batch.writes.extend(&r.write_conflicts);
-                // A versionstamped key conflicts as the one key it became, as
-                // FoundationDB's commit proxy adds it once the stamp is known.
-                for m in &r.mutations {
-                    if let Mutation::Atomic(MutationType::SetVersionstampedKey, template, _) = m {
-                        if let Ok(key) = atomic::fill_versionstamp(template, &stamp) {
-                            batch.writes.insert_key(&key);
-                        }
-                    }
-                }
-                Ok(stamp)
+        for p in pending {
+            if applier.failed.is_some() {
+                return;
             }
-            Err(e) => {
+            let applied = match &mut applier.storage {
+                Some(storage) => Ok(storage),
+                None => self
+                    .storage
+                    .begin_batch(version)
+                    .map(|s| applier.storage.insert(s)),
+            }
+            .and_then(|storage| {
+                storage.apply(|w| {
+                    p.mutations
+                        .iter()
+                        .try_for_each(|m| apply_mutation(w, m, &p.stamp))
+                })
+            });
+            if let Err(e) = applied {
                 // Part of the request may be applied: none of the batch may commit.
-                batch.failed = Some(e);
-                batch.storage = None;
-                Err(e)
+                applier.failed = Some(e);
+                applier.storage = None;
             }
         }
     }
@@ -517,6 +559,11 @@ impl Engine {
     fn close_batch(&self, mailbox: &Arc<Mailbox>, may_wait: bool) -> Option<Duration> {
         let log = self.pipeline.log.lock().unwrap_or_else(|p| p.into_inner());
         let started = self.clock.now();
+        let mut applier = self
+            .pipeline
+            .applier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut fill = self.fill();
         let (returning, until) = (fill.returning, fill.returning_until);
         if let Some(open) = fill.open.as_mut().filter(|b| {
@@ -532,14 +579,24 @@ impl Engine {
             self.pipeline.parks.fetch_add(1, Relaxed);
             return Some(until - started);
         }
-        let Some(batch) = self.take_open_batch(&mut fill) else {
+        let Some(mut batch) = self.take_open_batch(&mut fill) else {
             drop(fill);
+            drop(applier);
             drop(log);
             self.admit_waiting();
             return None;
         };
         drop(fill);
-        let result = match (batch.storage, batch.failed) {
+        // What no committer got to applying.
+        let pending = std::mem::take(&mut batch.pending);
+        self.apply(&mut applier, batch.version, pending);
+        let applied = if applier.version == batch.version {
+            std::mem::take(&mut *applier)
+        } else {
+            Applier::default()
+        };
+        drop(applier);
+        let result = match (applied.storage, applied.failed) {
             (_, Some(e)) => Err(e),
             (None, None) => Ok(None),
             (Some(storage), None) => self.storage.commit_batch(storage).map(Some),
@@ -585,10 +642,12 @@ impl Engine {
         }
     }
 
-    /// The open batch, its writes recorded for resolving the next one.
+    /// The open batch, its writes recorded for resolving the next one (before it is
+    /// applied to the end: a batch that then fails only adds conflicts that did not
+    /// need to be, and leaves its version unused).
     fn take_open_batch(&self, fill: &mut Fill) -> Option<OpenBatch> {
         let mut batch = fill.open.take()?;
-        if batch.storage.is_some() {
+        if batch.accepted > 0 {
             fill.last_version = batch.version;
             let writes = std::mem::take(&mut batch.writes);
             fill.resolver
@@ -609,6 +668,8 @@ impl Engine {
             self.add(&mut fill, q.request, q.reply);
         }
         pass_close(&mut fill);
+        drop(fill);
+        self.apply_pending();
     }
 
     /// Answers logged batches in version order, unless another committer is at it
@@ -655,7 +716,7 @@ impl Engine {
                     stats.rejected.fetch_add(1, Relaxed);
                     Err(e)
                 }
-                (Outcome::Failed(e), _) | (Outcome::Accepted { .. }, Err(e)) => Err(e),
+                (Outcome::Accepted { .. }, Err(e)) => Err(e),
                 (
                     Outcome::Accepted {
                         stamp,
@@ -688,6 +749,30 @@ impl Engine {
 /// A single yield keeps runs deterministic under a single-threaded executor.
 async fn batching_window() {
     super::clock::yield_once().await
+}
+
+/// Accepts a request into `batch`: its versionstamp, its writes recorded for resolving
+/// the batch's later requests, and its mutations queued to be applied.
+fn accept(batch: &mut OpenBatch, request: CommitRequest) -> [u8; 10] {
+    let mut stamp = [0u8; 10];
+    stamp[..8].copy_from_slice(&batch.version.to_be_bytes());
+    stamp[8..].copy_from_slice(&batch.accepted.to_be_bytes());
+    batch.accepted += 1;
+    batch.writes.extend(&request.write_conflicts);
+    // A versionstamped key conflicts as the one key it became, as FoundationDB's
+    // commit proxy adds it once the stamp is known.
+    for m in &request.mutations {
+        if let Mutation::Atomic(MutationType::SetVersionstampedKey, template, _) = m {
+            if let Ok(key) = atomic::fill_versionstamp(template, &stamp) {
+                batch.writes.insert_key(&key);
+            }
+        }
+    }
+    batch.pending.push(Pending {
+        mutations: request.mutations,
+        stamp,
+    });
+    stamp
 }
 
 fn apply_mutation(
@@ -877,6 +962,49 @@ mod tests {
         .unwrap();
         assert_eq!(read, (Some(b"1".to_vec()), Some(b"2".to_vec())));
         assert_eq!(db.committed_version(), version);
+    }
+
+    #[test]
+    fn requests_a_busy_applier_leaves_are_applied_by_the_closer_in_arrival_order() {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let (a, b) = (
+            db.create_transaction().unwrap(),
+            db.create_transaction().unwrap(),
+        );
+        a.set(b"k", b"first");
+        b.set(b"k", b"second");
+        for tx in [&a, &b] {
+            tx.atomic_op(b"n", &1i64.to_le_bytes(), MutationType::Add);
+        }
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        // Another committer is applying: arrivals only queue their requests.
+        let busy = db.engine.pipeline.applier.lock().unwrap();
+        let mut first: Pin<Box<dyn Future<Output = _>>> = Box::pin(a.commit());
+        let mut second: Pin<Box<dyn Future<Output = _>>> = Box::pin(b.commit());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        {
+            let fill = db.engine.fill();
+            let open = fill.open.as_ref().expect("a batch is filling");
+            assert_eq!(open.pending.len(), 2, "applied while the applier was busy");
+        }
+        assert!(busy.storage.is_none());
+        drop(busy);
+        let (x, y) = (block_on(first).unwrap(), block_on(second).unwrap());
+        assert_eq!(x.version, y.version, "one batch");
+        assert!(
+            x.versionstamp < y.versionstamp,
+            "positions in arrival order"
+        );
+        let read = block_on(db.run(|tx, _| async move {
+            Ok::<_, FdbError>((tx.get(b"k", false).await?, tx.get(b"n", false).await?))
+        }))
+        .unwrap();
+        // Applied in arrival order: the later write wins, and both adds count.
+        assert_eq!(
+            read,
+            (Some(b"second".to_vec()), Some(2i64.to_le_bytes().to_vec()))
+        );
     }
 
     #[test]
