@@ -134,6 +134,9 @@ struct Applier {
     storage: Option<StorageBatch>,
     /// Applying a request failed: the whole batch fails with this.
     failed: Option<FdbError>,
+    /// A committer panicked while applying: storage may hold part of a request, and
+    /// a queued request may be lost, so no batch commits any more (`internal_error`).
+    broken: bool,
 }
 
 /// An accepted request's mutations, waiting to be applied.
@@ -435,10 +438,8 @@ impl Engine {
     /// Applies the open batch's queued requests unless another committer is applying
     /// (it, or the batch's closer, applies them then).
     fn apply_pending(&self) {
-        let mut applier = match self.pipeline.applier.try_lock() {
-            Ok(applier) => applier,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return,
+        let Some(mut applier) = self.applier(false) else {
+            return;
         };
         loop {
             let (version, pending) = {
@@ -449,6 +450,27 @@ impl Engine {
                 }
             };
             self.apply(&mut applier, version, pending);
+        }
+    }
+
+    /// The applier, waiting for it if `wait` (else `None` while another committer holds
+    /// it). One that a panicking committer left is broken for good.
+    fn applier(&self, wait: bool) -> Option<MutexGuard<'_, Applier>> {
+        let lock = &self.pipeline.applier;
+        let locked = if wait {
+            lock.lock().map_err(std::sync::TryLockError::Poisoned)
+        } else {
+            lock.try_lock()
+        };
+        match locked {
+            Ok(applier) => Some(applier),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                let mut applier = p.into_inner();
+                applier.broken = true;
+                applier.storage = None;
+                Some(applier)
+            }
+            Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
 
@@ -518,10 +540,11 @@ impl Engine {
                 version,
                 storage: None,
                 failed: None,
+                broken: applier.broken,
             };
         }
         for p in pending {
-            if applier.failed.is_some() {
+            if applier.failed.is_some() || applier.broken {
                 return;
             }
             let applied = match &mut applier.storage {
@@ -559,11 +582,7 @@ impl Engine {
     fn close_batch(&self, mailbox: &Arc<Mailbox>, may_wait: bool) -> Option<Duration> {
         let log = self.pipeline.log.lock().unwrap_or_else(|p| p.into_inner());
         let started = self.clock.now();
-        let mut applier = self
-            .pipeline
-            .applier
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut applier = self.applier(true).expect("waited for");
         let mut fill = self.fill();
         let (returning, until) = (fill.returning, fill.returning_until);
         if let Some(open) = fill.open.as_mut().filter(|b| {
@@ -590,14 +609,19 @@ impl Engine {
         // What no committer got to applying.
         let pending = std::mem::take(&mut batch.pending);
         self.apply(&mut applier, batch.version, pending);
-        let applied = if applier.version == batch.version {
-            std::mem::take(&mut *applier)
+        let (storage, failed) = if applier.version == batch.version {
+            (applier.storage.take(), applier.failed.take())
         } else {
-            Applier::default()
+            (None, None)
         };
+        let broken = applier.broken;
         drop(applier);
-        let result = match (applied.storage, applied.failed) {
+        let internal = || FdbError::from_code(code::INTERNAL_ERROR);
+        let result = match (storage, failed) {
+            _ if broken => Err(internal()),
             (_, Some(e)) => Err(e),
+            // Every accepted request begins the storage write: none means it was lost.
+            (None, None) if batch.accepted > 0 => Err(internal()),
             (None, None) => Ok(None),
             (Some(storage), None) => self.storage.commit_batch(storage).map(Some),
         };
@@ -1004,6 +1028,30 @@ mod tests {
         assert_eq!(
             read,
             (Some(b"second".to_vec()), Some(2i64.to_le_bytes().to_vec()))
+        );
+    }
+
+    #[test]
+    fn nothing_commits_after_a_committer_panicked_while_applying() {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let engine = db.engine.clone();
+        // As if a committer panicked with the applier held, mid-request.
+        let _ = std::thread::spawn(move || {
+            let _held = engine.pipeline.applier.lock().unwrap();
+            panic!("applying");
+        })
+        .join();
+        for _ in 0..2 {
+            let tx = db.create_transaction().unwrap();
+            tx.set(b"k", b"v");
+            let err = block_on(tx.commit()).unwrap_err();
+            assert_eq!(err.code(), crate::kv::code::INTERNAL_ERROR);
+        }
+        let read = block_on(db.run(|tx, _| async move { tx.get(b"k", false).await }));
+        assert_eq!(
+            read.unwrap(),
+            None,
+            "never reported committed, never written"
         );
     }
 
