@@ -828,7 +828,7 @@ fn apply_mutation(
 
 #[cfg(test)]
 mod tests {
-    use crate::backend::embedded::{Clock, EmbeddedDatabase, ManualClock};
+    use crate::backend::embedded::{Clock, EmbeddedDatabase, EmbeddedTransaction, ManualClock};
     use crate::kv::{Database, FdbError, MutationType, Transaction};
     use futures::executor::block_on;
     use std::future::Future;
@@ -962,6 +962,23 @@ mod tests {
         assert_eq!(db.stats().committed, 38);
     }
 
+    type Commit<'t> =
+        Pin<Box<dyn Future<Output = crate::kv::FdbResult<crate::kv::Committed>> + 't>>;
+
+    /// Starts `a`'s and `b`'s commits in one batch: `a`'s is to close it and has yielded
+    /// first, `b`'s has joined it.
+    fn start_in_one_batch<'t>(
+        a: &'t EmbeddedTransaction,
+        b: &'t EmbeddedTransaction,
+    ) -> (Commit<'t>, Commit<'t>) {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let (mut first, mut second): (Commit<'t>, Commit<'t>) =
+            (Box::pin(a.commit()), Box::pin(b.commit()));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(second.as_mut().poll(&mut cx).is_pending());
+        (first, second)
+    }
+
     #[test]
     fn a_dropped_closer_hands_its_batch_on() {
         let db = EmbeddedDatabase::in_memory().unwrap();
@@ -971,12 +988,7 @@ mod tests {
         );
         a.set(b"a", b"1");
         b.set(b"b", b"2");
-        let mut first: Pin<Box<dyn Future<Output = _>>> = Box::pin(a.commit());
-        let mut second: Pin<Box<dyn Future<Output = _>>> = Box::pin(b.commit());
-        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        // The first is to close the batch and yields first; the second joins it.
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(second.as_mut().poll(&mut cx).is_pending());
+        let (first, second) = start_in_one_batch(&a, &b);
         drop(first);
         let version = block_on(second).unwrap().version;
         // The dropped commit was in the batch, so it committed too (an unknown outcome).
@@ -1000,13 +1012,9 @@ mod tests {
         for tx in [&a, &b] {
             tx.atomic_op(b"n", &1i64.to_le_bytes(), MutationType::Add);
         }
-        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
         // Another committer is applying: arrivals only queue their requests.
         let busy = db.engine.pipeline.applier.lock().unwrap();
-        let mut first: Pin<Box<dyn Future<Output = _>>> = Box::pin(a.commit());
-        let mut second: Pin<Box<dyn Future<Output = _>>> = Box::pin(b.commit());
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(second.as_mut().poll(&mut cx).is_pending());
+        let (first, second) = start_in_one_batch(&a, &b);
         {
             let fill = db.engine.fill();
             let open = fill.open.as_ref().expect("a batch is filling");
