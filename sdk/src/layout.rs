@@ -126,10 +126,12 @@ impl StoreLayout {
     /// Splits a record key `(1, (pk...), suffix)` into its primary key, the length of
     /// the primary key's bytes (they start right after [`records`](Self::records)'
     /// prefix: see [`primary_key_bytes`]) and its suffix, in one pass.
-    pub fn parse_record_key<'k>(&self, key: &'k [u8]) -> Option<(Vec<Element<'k>>, usize, i64)> {
+    pub fn parse_record_key(&self, key: &[u8]) -> Option<(KeyTuple, usize, i64)> {
         let tail = key.strip_prefix(self.records.bytes())?;
-        let parsed: RecordKeyTail<'k> = unpack_stored(tail).ok()?;
-        Some((parsed.primary_key, parsed.primary_key_len, parsed.suffix))
+        let parsed: RecordKeyTail = unpack_stored(tail).ok()?;
+        // Unwrapped in place: the vector's allocation is the key's.
+        let primary_key = parsed.primary_key.into_iter().map(|e| e.0).collect();
+        Some((primary_key, parsed.primary_key_len, parsed.suffix))
     }
     /// `(1, (pk...))`: every key of one record (data, chunks, version).
     pub fn record(&self, pk: &[Element<'_>]) -> Subspace {
@@ -531,20 +533,36 @@ fn nesting_within_limit(bytes: &[u8]) -> bool {
 }
 
 /// The part of a record key after the records prefix: `((pk...), suffix)`.
-struct RecordKeyTail<'de> {
-    primary_key: Vec<Element<'de>>,
+struct RecordKeyTail {
+    primary_key: Vec<OwnedElement>,
     /// Bytes of the nested primary key.
     primary_key_len: usize,
     suffix: i64,
 }
 
-impl<'de> foundationdb_tuple::TupleUnpack<'de> for RecordKeyTail<'de> {
+/// An element owned as soon as it is unpacked: a record's primary key outlives the
+/// key bytes it was read from, and owning each element where it is made saves a
+/// second pass over the key (scans parse one key per record).
+#[repr(transparent)]
+struct OwnedElement(Element<'static>);
+
+impl<'de> foundationdb_tuple::TupleUnpack<'de> for OwnedElement {
+    fn unpack(
+        input: &'de [u8],
+        depth: foundationdb_tuple::TupleDepth,
+    ) -> foundationdb_tuple::PackResult<(&'de [u8], Self)> {
+        let (rest, element) = Element::unpack(input, depth)?;
+        Ok((rest, OwnedElement(element.into_owned())))
+    }
+}
+
+impl<'de> foundationdb_tuple::TupleUnpack<'de> for RecordKeyTail {
     fn unpack(
         input: &'de [u8],
         depth: foundationdb_tuple::TupleDepth,
     ) -> foundationdb_tuple::PackResult<(&'de [u8], Self)> {
         // As a two-element tuple unpacks its elements: one level deeper.
-        let (rest, primary_key) = Vec::<Element<'de>>::unpack(input, depth.increment())?;
+        let (rest, primary_key) = Vec::<OwnedElement>::unpack(input, depth.increment())?;
         let primary_key_len = input.len() - rest.len();
         let (rest, suffix) = i64::unpack(rest, depth.increment())?;
         Ok((

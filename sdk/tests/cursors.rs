@@ -4,6 +4,7 @@
 
 mod cursor_common;
 
+use cursor_common::schema::examples::users::Order;
 use cursor_common::*;
 use fdb_records::backend::embedded::{EmbeddedDatabase, FaultConfig, ManualClock};
 use fdb_records::cursor::{
@@ -17,12 +18,21 @@ use foundationdb_tuple::{Element, Subspace};
 use futures::executor::block_on;
 use futures::StreamExt;
 use prost::Message;
+use prost_reflect::ReflectMessage;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn ids(records: &[StoredRecord]) -> Vec<i64> {
     records.iter().map(|r| pk_int(&r.primary_key)).collect()
+}
+/// `ids` as a scan in that direction returns them.
+fn in_scan_order(ids: std::ops::Range<i64>, reverse: bool) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.collect();
+    if reverse {
+        ids.reverse();
+    }
+    ids
 }
 fn entry_ids(entries: &[IndexEntry]) -> Vec<i64> {
     entries.iter().map(|e| pk_int(&e.primary_key)).collect()
@@ -74,11 +84,7 @@ fn pages_forward_and_reverse_with_return_limits() {
             let plan = RecordScan::new(range.clone()).reverse(reverse);
             let (items, _) =
                 page_all(&db, &md, &plan, ExecuteOptions::new().return_limit(3), 50).await;
-            let mut want: Vec<i64> = (10..20).collect();
-            if reverse {
-                want.reverse();
-            }
-            assert_eq!(ids(&items), want);
+            assert_eq!(ids(&items), in_scan_order(10..20, reverse));
         }
     });
 }
@@ -229,6 +235,57 @@ fn a_filter_that_rejects_everything_still_makes_progress() {
             !p.continuation.is_start(),
             "skipped records move the continuation"
         );
+    });
+}
+
+#[test]
+fn a_scan_over_records_of_several_types_decodes_each_as_its_own_type() {
+    // Runs of one type, single records between them, and the type changing at every
+    // record: a scan matches each stored type name against the type before it.
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let md = metadata();
+        let order_ids = [3i64, 4, 5, 9, 11, 12];
+        let users: Vec<_> = (0..14)
+            .filter(|i| !order_ids.contains(i))
+            .map(|i| user(i, 0, &["a"]))
+            .collect();
+        save(&db, &md, &users).await;
+        db.run(|tx, _| {
+            let md = md.clone();
+            async move {
+                let store = RecordStore::open(&tx, subspace(), md).await?;
+                for id in order_ids {
+                    store
+                        .save_record(&Order {
+                            order_id: id,
+                            user_id: id * 10,
+                            ..Order::default()
+                        })
+                        .await?;
+                }
+                Ok::<_, fdb_records::store::RecordStoreError>(())
+            }
+        })
+        .await
+        .unwrap();
+        for reverse in [false, true] {
+            let plan = RecordScan::new(RecordRange::all()).reverse(reverse);
+            let (records, _) =
+                page_all(&db, &md, &plan, ExecuteOptions::new().return_limit(4), 10).await;
+            assert_eq!(ids(&records), in_scan_order(0..14, reverse));
+            for r in &records {
+                let id = pk_int(&r.primary_key);
+                let is_order = order_ids.contains(&id);
+                assert_eq!(&*r.record_type, if is_order { ORDER } else { USER });
+                assert_eq!(r.message.descriptor().full_name(), &*r.record_type);
+                if is_order {
+                    assert_eq!(r.to_record::<Order>().unwrap().user_id, id * 10);
+                } else {
+                    assert_eq!(r.to_record::<User>().unwrap().id, id);
+                }
+            }
+        }
     });
 }
 

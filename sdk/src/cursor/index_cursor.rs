@@ -133,7 +133,8 @@ impl<T: Transaction> ScanPlan<T> for IndexScan {
             consumed_any: false,
             done: false,
         };
-        Ok(stream::unfold(state, |mut st| async move {
+        // Boxed, as a record scan's state (see there).
+        Ok(stream::unfold(Box::new(state), |mut st| async move {
             if st.done {
                 return None;
             }

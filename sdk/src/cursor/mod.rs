@@ -276,8 +276,8 @@ impl Limiter {
             }),
         }
     }
-    /// Counts one key-value read.
-    pub(crate) fn record(&self, key: &[u8], value: &[u8]) {
+    /// Counts one key-value read of `bytes` bytes (key and value).
+    pub(crate) fn record(&self, bytes: usize) {
         // Plain loads and stores, not read-modify-writes: the scans sharing a limiter
         // belong to one cursor, which one task polls at a time, and this runs per key.
         let inner = &self.inner;
@@ -285,7 +285,7 @@ impl Limiter {
             .keys
             .store(inner.keys.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         inner.bytes.store(
-            inner.bytes.load(Ordering::Relaxed) + key.len() + value.len(),
+            inner.bytes.load(Ordering::Relaxed) + bytes,
             Ordering::Relaxed,
         );
     }

@@ -3,7 +3,7 @@
 use super::continuation::{BindingHasher, Position};
 use super::{check_in_range, exhausted, CursorError, Limiter, NoNextReason, ScanPlan, Step, Steps};
 use crate::kv::{key_after, BatchRow, Bytes, FdbResult, RangeBatch, RangeOption, Transaction};
-use crate::store::{RawRecord, RecordRange, RecordStore, StoredRecord};
+use crate::store::{LastRecordType, RawRecord, RecordRange, RecordStore, StoredRecord};
 use futures::stream::{self, StreamExt};
 
 /// Reads a key range in growing batches, seeking from the last key read, within the
@@ -113,9 +113,8 @@ impl<T: Transaction> KvReader<T> {
 
     /// Consumes the next row, counting it as read.
     pub(crate) fn advance(&mut self) {
-        if let Some(row) = self.batch.peek() {
-            self.limiter.record(row.key(), row.value());
-            self.batch.advance();
+        if let Some(bytes) = self.batch.pass() {
+            self.limiter.record(bytes);
         }
     }
 }
@@ -239,8 +238,11 @@ impl<T: Transaction> ScanPlan<T> for RecordScan {
             position,
             consumed_any: false,
             done: false,
+            last_type: LastRecordType::default(),
         };
-        Ok(stream::unfold(state, |mut st| async move {
+        // Boxed: the state moves in and out of every step's future, so a pointer moves
+        // instead of the reader, its batch and the store.
+        Ok(stream::unfold(Box::new(state), |mut st| async move {
             let step = st.next_step().await?;
             Some((step, st))
         })
@@ -257,6 +259,7 @@ struct RecordScanState<T: Transaction> {
     position: Position,
     consumed_any: bool,
     done: bool,
+    last_type: LastRecordType,
 }
 
 impl<T: Transaction> RecordScanState<T> {
@@ -284,7 +287,7 @@ impl<T: Transaction> RecordScanState<T> {
             };
             self.consumed_any = true;
             self.position = Position::After(pk_bytes);
-            let record = self.store.decode(raw)?;
+            let record = self.store.decode_scanned(raw, &mut self.last_type)?;
             if self
                 .record_type
                 .as_ref()

@@ -200,10 +200,20 @@ impl RangeBatch {
     }
     /// Passes the next row.
     pub fn advance(&mut self) {
-        if let Some(row) = self.peek() {
-            self.at = row.value_at + row.value.len();
-            self.rows -= 1;
+        self.pass();
+    }
+    /// Passes the next row, returning how many bytes of key and value it held, without
+    /// slicing it out again (a scan has already looked at it with [`peek`](Self::peek)).
+    pub(crate) fn pass(&mut self) -> Option<usize> {
+        if self.rows == 0 {
+            return None;
         }
+        let header = &self.bytes[self.at..self.at + ROW_HEADER];
+        let key_len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let value_len = u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) as usize;
+        self.at += ROW_HEADER + key_len + value_len;
+        self.rows -= 1;
+        Some(key_len + value_len)
     }
     /// A row's value as an owned slice of the batch (no copy).
     pub fn value_bytes(&self, row: &BatchRow<'_>) -> Bytes {

@@ -33,6 +33,9 @@ pub(crate) enum TypeRef<'a> {
     Name(&'a str),
     /// Field 2: the metadata's explicit type key.
     Key(i64),
+    /// Field 1, holding exactly the name the reader expected (see
+    /// [`EnvelopeRef::parse_expecting`]).
+    Expected,
 }
 
 /// An envelope read in place.
@@ -54,7 +57,18 @@ const FIXED32: u64 = 5;
 
 impl<'a> EnvelopeRef<'a> {
     /// Reads an envelope; the error says what is wrong with the bytes.
-    pub(crate) fn parse(mut bytes: &'a [u8]) -> Result<Self, String> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, String> {
+        Self::parse_expecting(bytes, None)
+    }
+
+    /// [`parse`](Self::parse) by a reader that expects the type `expected` (a scan,
+    /// whose records are mostly of the type of the record before): a name equal to it
+    /// comes back as [`TypeRef::Expected`], matched as bytes with no UTF-8 check (they
+    /// are the bytes of a valid name), and any other name as `parse` returns it.
+    pub(crate) fn parse_expecting(
+        mut bytes: &'a [u8],
+        expected: Option<&str>,
+    ) -> Result<Self, String> {
         let mut envelope = EnvelopeRef {
             record_type: None,
             message: &[],
@@ -67,9 +81,16 @@ impl<'a> EnvelopeRef<'a> {
             }
             match (field, wire) {
                 (TYPE_NAME, LENGTH_DELIMITED) => {
-                    let name = std::str::from_utf8(delimited(&mut bytes)?)
-                        .map_err(|_| "record type name is not UTF-8".to_string())?;
-                    envelope.record_type = Some(TypeRef::Name(name));
+                    let name = delimited(&mut bytes)?;
+                    envelope.record_type =
+                        Some(if expected.is_some_and(|e| e.as_bytes() == name) {
+                            TypeRef::Expected
+                        } else {
+                            TypeRef::Name(
+                                std::str::from_utf8(name)
+                                    .map_err(|_| "record type name is not UTF-8".to_string())?,
+                            )
+                        });
                 }
                 (TYPE_KEY, VARINT) => {
                     let zigzag = varint(&mut bytes)?;
@@ -148,9 +169,32 @@ mod tests {
         Some((record_type, decoded.message))
     }
 
-    fn borrowed(bytes: &[u8]) -> Option<(Option<TypeRef<'_>>, Vec<u8>)> {
-        let e = EnvelopeRef::parse(bytes).ok()?;
-        Some((e.record_type, e.message.to_vec()))
+    /// What `parse_expecting(bytes, expected)` makes of them, an expected name
+    /// written out as the name it stands for.
+    fn borrowed<'a>(
+        bytes: &'a [u8],
+        expected: Option<&'a str>,
+    ) -> Option<(Option<TypeRef<'a>>, Vec<u8>)> {
+        let e = EnvelopeRef::parse_expecting(bytes, expected).ok()?;
+        let record_type = match e.record_type {
+            Some(TypeRef::Expected) => Some(TypeRef::Name(expected.expect("expected a name"))),
+            Some(TypeRef::Name(n)) => {
+                assert_ne!(Some(n), expected, "the expected name comes back as such");
+                Some(TypeRef::Name(n))
+            }
+            other => other,
+        };
+        Some((record_type, e.message.to_vec()))
+    }
+
+    /// `borrowed` with no expected name and with each of `names` expected.
+    fn agree_with_prost(bytes: &[u8], names: &[&str]) -> Result<(), TestCaseError> {
+        let prost = via_prost(bytes);
+        prop_assert_eq!(borrowed(bytes, None), prost.clone());
+        for name in names {
+            prop_assert_eq!(borrowed(bytes, Some(name)), prost.clone());
+        }
+        Ok(())
     }
 
     #[test]
@@ -174,6 +218,31 @@ mod tests {
         assert_eq!(EnvelopeRef::parse(&[]).unwrap().record_type, None);
         assert!(EnvelopeRef::parse(&[0x1a, 5, 1]).is_err(), "truncated");
         assert!(EnvelopeRef::parse(&[0x0a, 1, 0xff]).is_err(), "not UTF-8");
+        let named = |name: &str| {
+            proto::StoredRecord {
+                record_type: Some(Type::TypeName(name.into())),
+                message: vec![],
+            }
+            .encode_to_vec()
+        };
+        fn parsed<'a>(bytes: &'a [u8], expected: Option<&str>) -> Option<TypeRef<'a>> {
+            EnvelopeRef::parse_expecting(bytes, expected)
+                .unwrap()
+                .record_type
+        }
+        let bytes = named("a.B");
+        assert_eq!(parsed(&bytes, Some("a.B")), Some(TypeRef::Expected));
+        assert_eq!(parsed(&bytes, Some("a.C")), Some(TypeRef::Name("a.B")));
+        assert_eq!(parsed(&bytes, Some("a.B2")), Some(TypeRef::Name("a.B")));
+        assert_eq!(parsed(&bytes, None), Some(TypeRef::Name("a.B")));
+        // An expected name does not excuse a later field from its checks, and the last
+        // field still wins.
+        let mut twice = named("a.B");
+        twice.extend_from_slice(&[0x0a, 1, 0xff]);
+        assert!(EnvelopeRef::parse_expecting(&twice, Some("a.B")).is_err());
+        let mut renamed = named("a.B");
+        renamed.extend(named("c.D"));
+        assert_eq!(parsed(&renamed, Some("a.B")), Some(TypeRef::Name("c.D")));
         assert!(
             EnvelopeRef::parse(&[0x0b]).is_err(),
             "groups are not proto3"
@@ -189,6 +258,7 @@ mod tests {
             message in proptest::collection::vec(any::<u8>(), 0..40),
             unknown in proptest::collection::vec((4u32..100, any::<u64>()), 0..3),
         ) {
+            let name_seen = name.clone();
             let record_type = match (use_key, name) {
                 (true, _) => Some(Type::TypeKey(key)),
                 (false, Some(n)) => Some(Type::TypeName(n)),
@@ -200,15 +270,24 @@ mod tests {
                 prost::encoding::encode_key(field, prost::encoding::WireType::Varint, &mut bytes);
                 prost::encoding::encode_varint(value, &mut bytes);
             }
-            prop_assert_eq!(borrowed(&bytes), via_prost(&bytes));
+            let names = name_seen.as_deref().into_iter().chain(["a.b"]).collect::<Vec<_>>();
+            agree_with_prost(&bytes, &names)?;
         }
 
         #[test]
         fn never_panics_and_never_accepts_what_prost_refuses(
             bytes in proptest::collection::vec(any::<u8>(), 0..64),
         ) {
-            if let Some(ours) = borrowed(&bytes) {
-                prop_assert_eq!(Some(ours), via_prost(&bytes));
+            // Each name an envelope of these bytes could hold, expected.
+            let names: Vec<&str> = (0..bytes.len())
+                .flat_map(|i| (i..=bytes.len()).map(move |j| (i, j)))
+                .filter_map(|(i, j)| std::str::from_utf8(&bytes[i..j]).ok())
+                .take(200)
+                .collect();
+            for expected in std::iter::once(None).chain(names.into_iter().map(Some)) {
+                if let Some(ours) = borrowed(&bytes, expected) {
+                    prop_assert_eq!(Some(ours), via_prost(&bytes));
+                }
             }
         }
     }

@@ -34,7 +34,7 @@ pub use state_cache::{
 };
 pub use version::RecordVersion;
 
-pub(crate) use record_store::{check_bounds, check_tuple, RawRecord};
+pub(crate) use record_store::{check_bounds, check_tuple, LastRecordType, RawRecord};
 
 use crate::kv::{FdbError, RetryableError};
 use crate::metadata::evolution::EvolutionError;

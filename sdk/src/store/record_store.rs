@@ -208,6 +208,12 @@ impl RawRecord {
     }
 }
 
+/// The type of the record a scan decoded last (its shared name and descriptor): a
+/// stored name equal to it is matched as bytes, with no UTF-8 check and no metadata
+/// lookup per record.
+#[derive(Default)]
+pub(crate) struct LastRecordType(Option<(Arc<str>, prost_reflect::MessageDescriptor)>);
+
 /// One batch of a raw record scan; the cursor module (issue 5) wraps this.
 #[derive(Clone, Debug)]
 pub(crate) struct RawScan {
@@ -757,7 +763,13 @@ impl<T: Transaction> RecordStore<T> {
                 version = Some(*v);
             }
         }
-        Ok(Some(self.decode_bytes(pk, &bytes, 1, version)?))
+        Ok(Some(self.decode_bytes(
+            pk,
+            &bytes,
+            1,
+            version,
+            &mut LastRecordType::default(),
+        )?))
     }
 
     /// The version of a record (incomplete if saved in this transaction).
@@ -936,9 +948,7 @@ impl<T: Transaction> RecordStore<T> {
         match self.layout.parse_record_key(key) {
             Some((pk, pk_len, suffix)) => {
                 let start = self.layout.records().bytes().len();
-                // Collected in place: the unpacked vector's allocation is reused.
-                let owned: KeyTuple = pk.into_iter().map(Element::into_owned).collect();
-                Ok((owned, start..start + pk_len, suffix))
+                Ok((pk, start..start + pk_len, suffix))
             }
             None => Err(RecordStoreError::CorruptRecordKey {
                 key: key
@@ -987,9 +997,19 @@ impl<T: Transaction> RecordStore<T> {
     }
 
     /// Reassembles and decodes raw parts.
-    pub(crate) fn decode(&self, mut raw: RawRecord) -> Result<StoredRecord> {
+    pub(crate) fn decode(&self, raw: RawRecord) -> Result<StoredRecord> {
+        self.decode_scanned(raw, &mut LastRecordType::default())
+    }
+
+    /// [`decode`](Self::decode) for a scan, which keeps the type of the record it
+    /// decoded last in `last`.
+    pub(crate) fn decode_scanned(
+        &self,
+        mut raw: RawRecord,
+        last: &mut LastRecordType,
+    ) -> Result<StoredRecord> {
         let (bytes, values) = raw.assemble()?;
-        self.decode_bytes(raw.primary_key, &bytes, values, raw.version)
+        self.decode_bytes(raw.primary_key, &bytes, values, raw.version, last)
     }
 
     /// Decodes a record's reassembled bytes (`values`: how many keys they came from).
@@ -999,12 +1019,22 @@ impl<T: Transaction> RecordStore<T> {
         bytes: &[u8],
         values: usize,
         version: Option<RecordVersion>,
+        last: &mut LastRecordType,
     ) -> Result<StoredRecord> {
-        let (record_type, message) = self.open_envelope(&primary_key, bytes)?;
-        let message = DynamicMessage::decode(record_type.descriptor.clone(), message)
+        let envelope = EnvelopeRef::parse_expecting(bytes, last.0.as_ref().map(|(n, _)| &**n))
+            .map_err(|e| corrupt(&primary_key, e))?;
+        if envelope.record_type != Some(TypeRef::Expected) {
+            let record_type = self.record_type_of(&primary_key, envelope.record_type)?;
+            last.0 = Some((
+                record_type.shared_name().clone(),
+                record_type.descriptor.clone(),
+            ));
+        }
+        let (record_type, descriptor) = last.0.as_ref().expect("set above or expected");
+        let message = DynamicMessage::decode(descriptor.clone(), envelope.message)
             .map_err(|e| corrupt(&primary_key, e.to_string()))?;
         Ok(StoredRecord {
-            record_type: record_type.shared_name().clone(),
+            record_type: record_type.clone(),
             message,
             version,
             size: bytes.len(),
@@ -1035,22 +1065,29 @@ impl<T: Transaction> RecordStore<T> {
         bytes: &'b [u8],
     ) -> Result<(&RecordType, &'b [u8])> {
         let envelope = EnvelopeRef::parse(bytes).map_err(|e| corrupt(pk, e))?;
-        let record_type = match envelope.record_type {
+        Ok((
+            self.record_type_of(pk, envelope.record_type)?,
+            envelope.message,
+        ))
+    }
+
+    /// The record type an envelope names.
+    fn record_type_of(
+        &self,
+        pk: &[Element<'_>],
+        named: Option<TypeRef<'_>>,
+    ) -> Result<&RecordType> {
+        match named {
             Some(TypeRef::Name(name)) => self.metadata.record_type(name),
             Some(TypeRef::Key(key)) => self
                 .metadata
                 .record_types()
                 .values()
                 .find(|t| t.explicit_type_key == Some(key)),
-            None => None,
+            // Only a reader that expects a type is told it found it.
+            Some(TypeRef::Expected) | None => None,
         }
-        .ok_or_else(|| {
-            corrupt(
-                pk,
-                format!("unknown record type {:?}", envelope.record_type),
-            )
-        })?;
-        Ok((record_type, envelope.message))
+        .ok_or_else(|| corrupt(pk, format!("unknown record type {named:?}")))
     }
 }
 

@@ -664,10 +664,14 @@ impl StoredRows {
     }
 }
 
-impl Iterator for StoredRows {
-    type Item = Result<StoredRow, FdbError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl StoredRows {
+    /// The next row, handed to `f` where it is made: a range read that only copies a
+    /// row out looks at it in place instead of moving it (two redb guards) out
+    /// through every layer of iterators, a cost paid per row.
+    pub(crate) fn next_into<R>(
+        &mut self,
+        f: impl FnOnce(StoredRow) -> R,
+    ) -> Option<Result<R, FdbError>> {
         loop {
             if self.written_next.is_none() {
                 self.written_next = self.written.as_mut().and_then(Iterator::next);
@@ -675,7 +679,7 @@ impl Iterator for StoredRows {
             if self.written_next.is_none() {
                 self.written = None;
                 return self.next_base().map(|row| match row {
-                    Ok((key, value)) => Ok(StoredRow::Base { key, value }),
+                    Ok((key, value)) => Ok(f(StoredRow::Base { key, value })),
                     Err(e) => Err(storage_error(e)),
                 });
             }
@@ -696,7 +700,7 @@ impl Iterator for StoredRows {
             match order {
                 Some(std::cmp::Ordering::Less) => {
                     let (key, value) = base.expect("compared");
-                    return Some(Ok(StoredRow::Base { key, value }));
+                    return Some(Ok(f(StoredRow::Base { key, value })));
                 }
                 // Written since redb's snapshot: the layer's entry replaces the row.
                 Some(std::cmp::Ordering::Equal) => {}
@@ -705,9 +709,17 @@ impl Iterator for StoredRows {
             }
             let (key, value) = self.written_next.take().expect("looked at");
             if let Some(value) = value {
-                return Some(Ok(StoredRow::Written { key, value }));
+                return Some(Ok(f(StoredRow::Written { key, value })));
             }
         }
+    }
+}
+
+impl Iterator for StoredRows {
+    type Item = Result<StoredRow, FdbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_into(|row| row)
     }
 }
 

@@ -523,9 +523,8 @@ impl EmbeddedTransaction {
         };
         let mut batch = BatchBuilder::new(expected_rows, byte_cap);
         let mut truncated = false;
-        for row in rows.by_ref() {
-            let row = row?;
-            batch.push(row.key(), row.value());
+        while let Some(pushed) = rows.next_into(|row| batch.push(row.key(), row.value())) {
+            pushed?;
             if batch.rows() >= row_cap || batch.bytes() >= byte_cap {
                 truncated = true;
                 break;
@@ -769,20 +768,27 @@ impl<'a> Merged<'a> {
     }
 }
 
-impl Iterator for Merged<'_> {
-    type Item = FdbResult<Row>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Merged<'_> {
+    /// The next row, handed to `f` (see [`StoredRows::next_into`]).
+    fn next_into<R>(&mut self, f: impl FnOnce(Row) -> R) -> Option<FdbResult<R>> {
         // Storage alone (the common case): nothing of this transaction to merge or
         // to stop at.
         let Some(writes) = self.writes else {
-            return Some(self.stored.next()?.map(Row::Stored));
+            return self.stored.next_into(|row| f(Row::Stored(row)));
         };
         let row = self.next_merged(writes);
         if self.reaches_unreadable(row.as_ref()) {
             return Some(Err(err(code::ACCESSED_UNREADABLE)));
         }
-        row
+        row.map(|row| row.map(f))
+    }
+}
+
+impl Iterator for Merged<'_> {
+    type Item = FdbResult<Row>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_into(|row| row)
     }
 }
 
