@@ -11,7 +11,9 @@ use fdb_records::cursor::{
     Continuation, ContinuationCodec, ContinuationError, CursorError, ExecuteOptions, IndexScan,
     Intersection, NoNextReason, RecordScan, ScanLimits, ScanRunner, TimeSource, Union,
 };
+use fdb_records::key_expression::field;
 use fdb_records::kv::{Database, Transaction};
+use fdb_records::metadata::RecordTypeDef;
 use fdb_records::proto;
 use fdb_records::store::{IndexEntry, RecordRange, RecordStore, StoredRecord, TupleRange};
 use foundationdb_tuple::{Element, Subspace};
@@ -241,14 +243,42 @@ fn a_filter_that_rejects_everything_still_makes_progress() {
 #[test]
 fn a_scan_over_records_of_several_types_decodes_each_as_its_own_type() {
     // Runs of one type, single records between them, and the type changing at every
-    // record: a scan matches each stored type name against the type before it.
+    // record: a scan matches each stored type name against the type before it. Orders
+    // are stored by name, then by an explicit type key among users stored by name; one
+    // user is split across keys.
+    let with_order_type_key = || {
+        Arc::new(
+            fdb_records::metadata::RecordMetaData::builder(
+                cursor_common::schema::DESCRIPTOR_POOL.clone(),
+            )
+            .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
+            .record_type(
+                RecordTypeDef::new(ORDER)
+                    .primary_key(field("order_id"))
+                    .type_key(7),
+            )
+            .build()
+            .unwrap(),
+        )
+    };
+    for md in [metadata(), with_order_type_key()] {
+        mixed_types_scan(md);
+    }
+}
+
+fn mixed_types_scan(md: Arc<fdb_records::metadata::RecordMetaData>) {
     block_on(async {
         let db = EmbeddedDatabase::in_memory().unwrap();
-        let md = metadata();
         let order_ids = [3i64, 4, 5, 9, 11, 12];
         let users: Vec<_> = (0..14)
             .filter(|i| !order_ids.contains(i))
-            .map(|i| user(i, 0, &["a"]))
+            .map(|i| {
+                if i == 10 {
+                    big_user(i, 0, &["a"])
+                } else {
+                    user(i, 0, &["a"])
+                }
+            })
             .collect();
         save(&db, &md, &users).await;
         db.run(|tx, _| {
