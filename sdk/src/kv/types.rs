@@ -49,6 +49,9 @@ impl std::fmt::Debug for KeyValue {
 /// allocator a sweep of its free lists, and a batch makes two (the buffer, the rows).
 pub(crate) struct BatchBuilder {
     bytes: Vec<u8>,
+    /// What `bytes` is sized to at the first row: a read that finds nothing (as a
+    /// save's read of a new record does) allocates nothing.
+    capacity: usize,
     rows: usize,
     /// Where the last row's key starts, and its length.
     last_key: (usize, usize),
@@ -71,12 +74,17 @@ impl BatchBuilder {
     }
     fn with_capacity(capacity: usize) -> Self {
         BatchBuilder {
-            bytes: Vec::with_capacity(capacity),
+            bytes: Vec::new(),
+            capacity,
             rows: 0,
             last_key: (0, 0),
         }
     }
     pub(crate) fn push(&mut self, key: &[u8], value: &[u8]) {
+        if self.rows == 0 {
+            self.bytes
+                .reserve(self.capacity.max(ROW_HEADER + key.len() + value.len()));
+        }
         // Keys (10 kB) and values (100 kB) are far below `u32::MAX`.
         self.bytes
             .extend_from_slice(&(key.len() as u32).to_le_bytes());

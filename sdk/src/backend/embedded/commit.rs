@@ -543,29 +543,30 @@ impl Engine {
                 broken: applier.broken,
             };
         }
-        for p in pending {
-            if applier.failed.is_some() || applier.broken {
-                return;
-            }
-            let applied = match &mut applier.storage {
-                Some(storage) => Ok(storage),
-                None => self
-                    .storage
-                    .begin_batch(version)
-                    .map(|s| applier.storage.insert(s)),
-            }
-            .and_then(|storage| {
-                storage.apply(|w| {
+        if pending.is_empty() || applier.failed.is_some() || applier.broken {
+            return;
+        }
+        let applied = match &mut applier.storage {
+            Some(storage) => Ok(storage),
+            None => self
+                .storage
+                .begin_batch(version)
+                .map(|s| applier.storage.insert(s)),
+        }
+        .and_then(|storage| {
+            // All of them in one storage write (the table is opened once).
+            storage.apply(|w| {
+                pending.iter().try_for_each(|p| {
                     p.mutations
                         .iter()
                         .try_for_each(|m| apply_mutation(w, m, &p.stamp))
                 })
-            });
-            if let Err(e) = applied {
-                // Part of the request may be applied: none of the batch may commit.
-                applier.failed = Some(e);
-                applier.storage = None;
-            }
+            })
+        });
+        if let Err(e) = applied {
+            // Part of a request may be applied: none of the batch may commit.
+            applier.failed = Some(e);
+            applier.storage = None;
         }
     }
 
@@ -782,7 +783,7 @@ fn accept(batch: &mut OpenBatch, request: CommitRequest) -> [u8; 10] {
     stamp[..8].copy_from_slice(&batch.version.to_be_bytes());
     stamp[8..].copy_from_slice(&batch.accepted.to_be_bytes());
     batch.accepted += 1;
-    batch.writes.extend(&request.write_conflicts);
+    batch.writes.absorb(request.write_conflicts);
     // A versionstamped key conflicts as the one key it became, as FoundationDB's
     // commit proxy adds it once the stamp is known.
     for m in &request.mutations {

@@ -157,10 +157,15 @@ impl IntervalSet {
             .filter(|(b, e)| b < e)
     }
 
-    /// Adds every range of `other`.
-    pub(crate) fn extend(&mut self, other: &IntervalSet) {
-        for (b, e) in other.iter() {
-            self.insert(b, e);
+    /// Adds every range of `other`, taking it over whole when this set is empty (as a
+    /// batch's first request finds it) and otherwise inserting the smaller set's
+    /// ranges into the larger one's, moving their bounds.
+    pub(crate) fn absorb(&mut self, mut other: IntervalSet) {
+        if other.ranges.len() > self.ranges.len() {
+            std::mem::swap(self, &mut other);
+        }
+        for (b, e) in other.ranges {
+            self.insert_owned(b, e);
         }
     }
 }
@@ -227,6 +232,25 @@ mod tests {
                 let recount: usize = set.iter().map(|(b, e)| b.len() + e.len()).sum();
                 prop_assert_eq!(set.byte_size(), recount);
             }
+        }
+
+        #[test]
+        fn absorbing_a_set_inserts_its_ranges(
+            left in prop::collection::vec((prop::collection::vec(0u8..4, 0..3), prop::collection::vec(0u8..4, 0..3)), 0..8),
+            right in prop::collection::vec((prop::collection::vec(0u8..4, 0..3), prop::collection::vec(0u8..4, 0..3)), 0..8),
+        ) {
+            let build = |ranges: &[(Vec<u8>, Vec<u8>)]| {
+                let mut set = IntervalSet::new();
+                for (b, e) in ranges { set.insert(b, e) }
+                set
+            };
+            let mut absorbed = build(&left);
+            absorbed.absorb(build(&right));
+            let mut inserted = build(&left);
+            for (b, e) in &right { inserted.insert(b, e) }
+            prop_assert_eq!(&absorbed, &inserted);
+            let recount: usize = absorbed.iter().map(|(b, e)| b.len() + e.len()).sum();
+            prop_assert_eq!(absorbed.byte_size(), recount);
         }
 
         #[test]

@@ -328,15 +328,6 @@ impl Storage {
         layer.batches += 1;
         let record = batch.record.take().map(RecordEncoder::finish);
         drop(batch);
-        let handed_back = (|| {
-            let mut meta = tx.open_table(META).map_err(storage_error)?;
-            meta.insert(META_VERSION, version).map_err(storage_error)?;
-            Ok(())
-        })();
-        if let Err(e) = handed_back {
-            self.hand_back(None, None);
-            return Err(e);
-        }
         let checkpoint = record.as_ref().is_some_and(|record| {
             let mut due = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
             due.batches += 1;
@@ -348,6 +339,18 @@ impl Storage {
             now
         });
         let snapshot = if checkpoint || layer.is_full() {
+            // The version is written with the redb commit that holds its batch: only a
+            // commit makes it readable (to the next open), so batches that stay in the
+            // open transaction need not each write it.
+            let versioned = (|| {
+                let mut meta = tx.open_table(META).map_err(storage_error)?;
+                meta.insert(META_VERSION, version).map_err(storage_error)?;
+                Ok(())
+            })();
+            if let Err(e) = versioned {
+                self.hand_back(None, None);
+                return Err(e);
+            }
             if checkpoint {
                 // Durable in redb with everything before it: nothing in the log is
                 // needed any more, this batch included.
