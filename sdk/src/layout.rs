@@ -101,8 +101,8 @@ fn owned(pk: &[Element<'_>]) -> Element<'static> {
     Element::Tuple(pk.iter().cloned().map(Element::into_owned).collect())
 }
 
-fn index_name(name: &str) -> Element<'static> {
-    Element::String(name.to_string().into())
+fn index_name(name: &str) -> Element<'_> {
+    Element::String(name.into())
 }
 
 impl StoreLayout {
@@ -168,6 +168,15 @@ impl StoreLayout {
     pub fn index(&self, index: &str) -> Subspace {
         self.store.subspace(&(space::INDEX, index_name(index)))
     }
+    /// `(2, index)` packed into a buffer with room for what follows: saves build an
+    /// entry key per index, and packing in place spares a subspace and a tuple each.
+    fn index_key_buffer(&self, index: &str) -> Vec<u8> {
+        let prefix = self.store.bytes();
+        let mut key = Vec::with_capacity(prefix.len() + index.len() + 64);
+        key.extend_from_slice(prefix);
+        foundationdb_tuple::pack_into(&(space::INDEX, index_name(index)), &mut key);
+        key
+    }
     /// `(2, index, values..., (pk...))`: one VALUE/VERSION index entry.
     pub fn index_entry_key(
         &self,
@@ -175,10 +184,12 @@ impl StoreLayout {
         values: &[Element<'_>],
         pk: &[Element<'_>],
     ) -> Vec<u8> {
-        let mut tuple: Vec<Element<'static>> =
-            values.iter().cloned().map(Element::into_owned).collect();
-        tuple.push(owned(pk));
-        self.index(index).pack(&tuple)
+        // A tuple's elements pack one after another: the values, then the primary key
+        // as one nested tuple.
+        let mut key = self.index_key_buffer(index);
+        foundationdb_tuple::pack_into(&values, &mut key);
+        foundationdb_tuple::pack_into(&(pk,), &mut key);
+        key
     }
     /// `(2, index, values..., (pk...))` where one element is an incomplete versionstamp:
     /// a `set_versionstamped_key` template (the key, then the placeholder's 4-byte
@@ -206,13 +217,9 @@ impl StoreLayout {
     }
     /// `(2, index, group...)`: one aggregate index value.
     pub fn index_group_key(&self, index: &str, group: &[Element<'_>]) -> Vec<u8> {
-        self.index(index).pack(
-            &group
-                .iter()
-                .cloned()
-                .map(Element::into_owned)
-                .collect::<Vec<_>>(),
-        )
+        let mut key = self.index_key_buffer(index);
+        foundationdb_tuple::pack_into(&group, &mut key);
+        key
     }
     /// `(3, index)`: an index maintainer's private space.
     pub fn index_secondary(&self, index: &str) -> Subspace {
@@ -736,6 +743,47 @@ impl fmt::Display for KeyInfo {
             KeyInfo::Unknown { raw } => {
                 write!(f, "unknown key in store: {}", crate::kv::printable(raw))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn element() -> impl Strategy<Value = Element<'static>> {
+        let leaf = prop_oneof![
+            Just(Element::Nil),
+            any::<i64>().prop_map(Element::Int),
+            prop::collection::vec(any::<u8>(), 0..6).prop_map(|b| Element::Bytes(b.into())),
+            "[a-z\\x00]{0,5}".prop_map(|s| Element::String(s.into())),
+            any::<bool>().prop_map(Element::Bool),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop::collection::vec(inner, 0..3).prop_map(Element::Tuple)
+        })
+    }
+
+    proptest! {
+        /// Packed in place, entry and group keys are the keys their subspaces pack.
+        #[test]
+        fn index_keys_pack_as_their_subspace_does(
+            values in prop::collection::vec(element(), 0..4),
+            pk in prop::collection::vec(element(), 1..3),
+            name in "[a-z_\\x00]{1,8}",
+        ) {
+            let layout = StoreLayout::new(Subspace::from_bytes(b"S\x00".to_vec()));
+            let mut tuple = values.clone();
+            tuple.push(Element::Tuple(pk.clone()));
+            prop_assert_eq!(
+                layout.index_entry_key(&name, &values, &pk),
+                layout.index(&name).pack(&tuple)
+            );
+            prop_assert_eq!(
+                layout.index_group_key(&name, &values),
+                layout.index(&name).pack(&values)
+            );
         }
     }
 }
