@@ -6,7 +6,7 @@
 //! with the batch's version.
 //!
 //! On disk, durability comes from the [write-ahead log](super::wal). A batch is applied
-//! request by request to a redb write transaction while the batch fills
+//! to a redb write transaction as its requests arrive, while the batch fills
 //! ([`Storage::begin_batch`]), so that the work overlaps the previous batch's log
 //! sync; [`Storage::commit_batch`] then appends its record to the log and syncs.
 //! Nothing reads a batch before its record is durable: the engine publishes the
@@ -253,8 +253,8 @@ impl Storage {
     }
 
     /// Starts the write of the batch with `version` on the shared redb write
-    /// transaction, applied to request by request as they arrive. Blocks while the
-    /// previous batch still holds the transaction.
+    /// transaction, applied to as its requests arrive. Blocks while the previous batch
+    /// still holds the transaction.
     pub(crate) fn begin_batch(&self, version: u64) -> Result<StorageBatch, FdbError> {
         self.check_usable()?;
         let mut st = self.writer_state();
@@ -490,7 +490,8 @@ pub(crate) struct StorageBatch {
 }
 
 impl StorageBatch {
-    /// Applies one request's writes; reads in `apply` see the batch's earlier writes.
+    /// Applies writes of one or more requests; reads in `apply` see the batch's earlier
+    /// writes.
     /// After an error the batch must be dropped (which applies none of it).
     pub(crate) fn apply<F>(&mut self, apply: F) -> Result<(), FdbError>
     where
@@ -1041,6 +1042,43 @@ mod tests {
         }
         let storage = Storage::open(&path, CHECKPOINT_BATCHES).unwrap();
         assert_eq!(storage.snapshot().unwrap().version(), 6);
+        assert_shows(&storage.snapshot().unwrap(), &model);
+    }
+
+    /// The version is written only with the redb commit of a full layer: each such
+    /// commit carries its last batch's version, and a crash after one (redb keeps only
+    /// its durable commits) replays the log from the version that is durable.
+    #[test]
+    fn a_flushed_layer_carries_its_version_through_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flush.redb");
+        let mut model = Model::new();
+        let last = 2 * u64::from(FLUSH_BATCHES) + 5;
+        {
+            let storage = Storage::open(&path, CHECKPOINT_BATCHES).unwrap();
+            for version in 1..=last {
+                let mut batch = storage.begin_batch(version).unwrap();
+                apply(
+                    &mut batch,
+                    &[Write::Set(version as u8 % 24, version as u8)],
+                    &mut model,
+                );
+                storage.commit_batch(batch).unwrap();
+                let flushed = version % u64::from(FLUSH_BATCHES) == 0;
+                if flushed {
+                    // What the next open would read, had redb made it durable.
+                    assert_eq!(storage.read_base().unwrap().version, version);
+                }
+                assert_eq!(
+                    storage.writer_state().base.version,
+                    version - version % u64::from(FLUSH_BATCHES)
+                );
+            }
+            storage.fail();
+        }
+        let storage = Storage::open(&path, CHECKPOINT_BATCHES).unwrap();
+        assert_eq!(storage.snapshot().unwrap().version(), last);
+        assert_eq!(storage.writer_state().base.version, last);
         assert_shows(&storage.snapshot().unwrap(), &model);
     }
 }
