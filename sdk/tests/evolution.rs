@@ -2,7 +2,7 @@
 
 mod common;
 
-use fdb_records::key_expression::{concat, field};
+use fdb_records::key_expression::{concat, field, version};
 use fdb_records::metadata::evolution::{
     validate_evolution, validate_evolution_with, EvolutionError, EvolutionOptions,
 };
@@ -343,6 +343,34 @@ fn record_type_and_index_changes_are_rejected_and_all_reported() {
         validate_evolution(&old, &new),
         Err(vec![EvolutionError::RecordTypeKeyChanged {
             record_type: s("t.Rec")
+        }])
+    );
+}
+
+#[test]
+fn storing_record_versions_may_change_both_ways() {
+    let on = v1();
+    let off = builder(V1, 2).store_record_versions(false).build().unwrap();
+    let on_again = builder(V1, 3).build().unwrap();
+    assert_eq!(validate_evolution(&on, &off), Ok(()));
+    assert_eq!(validate_evolution(&off, &on_again), Ok(()));
+    // Turning versions off means giving up VERSION indexes: removed with a
+    // former-index entry, like any other removed index.
+    let with_feed = builder(V1, 1)
+        .index(Index::new("changes", IndexType::Version, version()).on("t.Rec"))
+        .build()
+        .unwrap();
+    let without_feed = builder(V1, 2)
+        .store_record_versions(false)
+        .former_index("changes", 2)
+        .build()
+        .unwrap();
+    assert_eq!(validate_evolution(&with_feed, &without_feed), Ok(()));
+    let dropped_silently = builder(V1, 2).store_record_versions(false).build().unwrap();
+    assert_eq!(
+        validate_evolution(&with_feed, &dropped_silently),
+        Err(vec![EvolutionError::IndexRemovedWithoutFormerIndex {
+            index: s("changes")
         }])
     );
 }

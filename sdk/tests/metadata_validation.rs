@@ -468,3 +468,51 @@ fn count_not_null_needs_exactly_one_grouped_column() {
     assert_eq!(IndexType::CountNotNull.to_string(), "COUNT_NOT_NULL");
     assert!(IndexType::CountNotNull.is_aggregate());
 }
+
+#[test]
+fn storing_record_versions_is_on_by_default_and_persists() {
+    let default = base().build().unwrap();
+    assert!(default.stores_record_versions());
+    let off = base().store_record_versions(false).build().unwrap();
+    assert!(!off.stores_record_versions());
+    let loaded = RecordMetaData::from_bytes(&off.to_bytes()).unwrap();
+    assert!(!loaded.stores_record_versions());
+    assert_eq!(loaded.to_bytes(), off.to_bytes());
+    assert!(RecordMetaData::from_bytes(&default.to_bytes())
+        .unwrap()
+        .stores_record_versions());
+    // Metadata persisted before the option existed has no such field: it stored versions.
+    let mut old = off.to_proto();
+    old.store_record_versions = None;
+    assert!(RecordMetaData::from_proto(old)
+        .unwrap()
+        .stores_record_versions());
+}
+
+#[test]
+fn a_version_index_needs_stored_versions() {
+    let with_feed = || base().index(Index::new("changes", IndexType::Version, version()).on(USER));
+    assert!(with_feed().build().unwrap().stores_record_versions());
+    assert_eq!(
+        err(with_feed().store_record_versions(false)),
+        MetaDataError::VersionIndexWithoutStoredVersions {
+            index: s("changes")
+        }
+    );
+    // Other index types are fine without versions.
+    let without = base()
+        .store_record_versions(false)
+        .index(Index::new("by_email", IndexType::Value, field("email")).on(USER))
+        .index(Index::new("users", IndexType::Count, empty().ungrouped()).on(USER))
+        .build();
+    assert!(without.is_ok(), "{without:?}");
+    // Persisted metadata is re-validated: versions turned off under a VERSION index.
+    let mut proto = with_feed().build().unwrap().to_proto();
+    proto.store_record_versions = Some(false);
+    assert_eq!(
+        RecordMetaData::from_proto(proto).unwrap_err(),
+        MetaDataError::VersionIndexWithoutStoredVersions {
+            index: s("changes")
+        }
+    );
+}

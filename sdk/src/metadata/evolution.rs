@@ -17,6 +17,7 @@
 //! | index removed without a former-index entry | rejected |
 //! | new fields, new record types, new indexes | accepted |
 //! | record type renamed via [`EvolutionOptions::record_type_renames`] | accepted |
+//! | [storing record versions](super::RecordMetaDataBuilder::store_record_versions) turned on or off | accepted (as in Apple's record layer): records saved while versions were off have none; versions stored before they were turned off are ignored until the record is saved or deleted. Turning them off removes any VERSION index, which needs a former-index entry |
 //!
 //! Index expressions are compared by field *number*, so a permitted field rename does
 //! not count as an index change.

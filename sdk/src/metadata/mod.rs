@@ -41,6 +41,7 @@ pub struct RecordMetaData {
     record_types: BTreeMap<String, RecordType>,
     indexes: BTreeMap<String, Index>,
     former_indexes: BTreeMap<String, FormerIndex>,
+    store_record_versions: bool,
     /// Every index's maintainer, built on first use: a store is opened in every
     /// transaction, and rebuilding them each time was a measurable share of a load.
     maintainers: std::sync::OnceLock<crate::index::Maintainers>,
@@ -308,6 +309,8 @@ pub enum MetaDataError {
         index: String,
         index_type: IndexType,
     },
+    #[error("VERSION index `{index}` needs record versions, which the metadata does not store (`store_record_versions(false)`)")]
+    VersionIndexWithoutStoredVersions { index: String },
     #[error("invalid schema descriptors: {0}")]
     InvalidDescriptors(String),
     #[error("invalid persisted metadata: {0}")]
@@ -322,6 +325,7 @@ pub struct RecordMetaDataBuilder {
     record_types: Vec<RecordTypeDef>,
     indexes: Vec<Index>,
     former_indexes: Vec<FormerIndex>,
+    store_record_versions: bool,
 }
 
 impl RecordMetaDataBuilder {
@@ -338,6 +342,36 @@ impl RecordMetaDataBuilder {
     /// Adds an index.
     pub fn index(mut self, index: Index) -> Self {
         self.indexes.push(index);
+        self
+    }
+    /// Whether saves store each record's version (default `true`), as Apple's
+    /// `setStoreRecordVersions`. Without versions a save writes one key fewer and a
+    /// point load reads one key fewer, but records have no version
+    /// ([`StoredRecord::version`](crate::store::StoredRecord::version) is `None`) and
+    /// VERSION indexes are not allowed.
+    ///
+    /// The flag may change between metadata versions: records saved while it was off
+    /// load without a version until saved again, and the versions of records saved
+    /// while it was on are ignored while it is off (and dropped when they are saved
+    /// again or deleted).
+    ///
+    /// ```
+    /// use fdb_records::key_expression::{field, version};
+    /// use fdb_records::metadata::{Index, IndexType, MetaDataError, RecordMetaData, RecordTypeDef};
+    /// # let pool = fdb_records::metadata::example_pool();
+    /// const USER: &str = "examples.users.User";
+    /// let builder = RecordMetaData::builder(pool)
+    ///     .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
+    ///     .store_record_versions(false);
+    /// assert!(!builder.clone().build().unwrap().stores_record_versions());
+    /// let with_feed = builder.index(Index::new("changes", IndexType::Version, version()).on(USER));
+    /// assert_eq!(
+    ///     with_feed.build().unwrap_err(),
+    ///     MetaDataError::VersionIndexWithoutStoredVersions { index: "changes".into() },
+    /// );
+    /// ```
+    pub fn store_record_versions(mut self, store: bool) -> Self {
+        self.store_record_versions = store;
         self
     }
     /// Records that an index was removed in metadata version `removed_version`.
@@ -377,6 +411,9 @@ impl RecordMetaDataBuilder {
         let mut indexes = BTreeMap::new();
         for index in self.indexes {
             validate_index(&index, &record_types)?;
+            if index.index_type == IndexType::Version && !self.store_record_versions {
+                return Err(MetaDataError::VersionIndexWithoutStoredVersions { index: index.name });
+            }
             if former_indexes.contains_key(&index.name) {
                 return Err(MetaDataError::FormerIndexNameReused { name: index.name });
             }
@@ -391,6 +428,7 @@ impl RecordMetaDataBuilder {
             record_types,
             indexes,
             former_indexes,
+            store_record_versions: self.store_record_versions,
             maintainers: Default::default(),
         })
     }
@@ -549,6 +587,7 @@ impl RecordMetaData {
             record_types: Vec::new(),
             indexes: Vec::new(),
             former_indexes: Vec::new(),
+            store_record_versions: true,
         }
     }
 
@@ -564,6 +603,11 @@ impl RecordMetaData {
     /// The metadata version.
     pub fn version(&self) -> u32 {
         self.version
+    }
+    /// Whether saves store record versions; see
+    /// [`RecordMetaDataBuilder::store_record_versions`].
+    pub fn stores_record_versions(&self) -> bool {
+        self.store_record_versions
     }
     /// The schema's descriptors.
     pub fn descriptor_pool(&self) -> &DescriptorPool {
@@ -640,7 +684,9 @@ impl RecordMetaData {
     /// Checks that the metadata is internally consistent (builder rules). Persisted
     /// metadata is re-validated on load with this.
     fn revalidate(self) -> Result<Self, MetaDataError> {
-        let mut builder = Self::builder(self.pool).version(self.version);
+        let mut builder = Self::builder(self.pool)
+            .version(self.version)
+            .store_record_versions(self.store_record_versions);
         for t in self.record_types.into_values() {
             let mut def = RecordTypeDef::new(t.name).primary_key(t.primary_key);
             def.type_key = t.explicit_type_key;

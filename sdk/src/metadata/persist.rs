@@ -47,6 +47,8 @@ impl RecordMetaData {
                     removed_version: f.removed_version,
                 })
                 .collect(),
+            // Only `false` is written: see the field's comment in the schema.
+            store_record_versions: (!self.store_record_versions).then_some(false),
         }
     }
 
@@ -153,6 +155,7 @@ impl RecordMetaData {
             record_types,
             indexes,
             former_indexes,
+            store_record_versions: message.store_record_versions.unwrap_or(true),
             maintainers: Default::default(),
         }
         .revalidate()
@@ -273,4 +276,42 @@ pub(crate) fn expression_from_proto(
         },
         E::Version(_) => KeyExpression::Version,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key_expression::field;
+    use crate::metadata::RecordTypeDef;
+
+    fn users(store_record_versions: bool) -> RecordMetaData {
+        RecordMetaData::builder(crate::metadata::example_pool())
+            .record_type(RecordTypeDef::new("examples.users.User").primary_key(field("id")))
+            .store_record_versions(store_record_versions)
+            .build()
+            .unwrap()
+    }
+
+    /// The default is left out of the encoding, so that metadata saved before the
+    /// option existed is still recognised by the metadata store as the same bytes.
+    #[test]
+    fn only_metadata_without_versions_encodes_the_flag() {
+        assert_eq!(users(true).to_proto().store_record_versions, None);
+        let (on, off) = (users(true).to_bytes(), users(false).to_bytes());
+        // Field 6 comes last: its tag (varint) and `false`, after the same bytes.
+        assert_eq!(off, [on, vec![0x30, 0x00]].concat());
+    }
+
+    #[test]
+    fn the_flag_round_trips_and_reads_as_stored_when_absent() {
+        for store in [true, false] {
+            let loaded = RecordMetaData::from_bytes(&users(store).to_bytes()).unwrap();
+            assert_eq!(loaded.stores_record_versions(), store);
+        }
+        let mut explicit = users(true).to_proto();
+        explicit.store_record_versions = Some(true);
+        let loaded = RecordMetaData::from_proto(explicit).unwrap();
+        assert!(loaded.stores_record_versions());
+        assert_eq!(loaded.to_proto().store_record_versions, None);
+    }
 }
