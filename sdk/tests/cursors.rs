@@ -13,10 +13,11 @@ use fdb_records::cursor::{
 };
 use fdb_records::key_expression::field;
 use fdb_records::kv::{Database, Transaction};
+use fdb_records::layout::StoreLayout;
 use fdb_records::metadata::RecordTypeDef;
 use fdb_records::proto;
 use fdb_records::store::{IndexEntry, RecordRange, RecordStore, StoredRecord, TupleRange};
-use foundationdb_tuple::{Element, Subspace};
+use foundationdb_tuple::{Element, Subspace, Versionstamp};
 use futures::executor::block_on;
 use futures::StreamExt;
 use prost::Message;
@@ -353,6 +354,62 @@ fn split_records_are_never_cut() {
                 }
             }
         }
+    });
+}
+
+#[test]
+fn record_scans_without_stored_versions_read_one_key_a_record_and_pass_over_old_versions() {
+    block_on(async {
+        // Users 0..10 and a split user 10 saved with versions; then, without versions,
+        // users 0..5 saved again (one key each) and a lone old version at 20.
+        let (db, with_versions) = setup(10).await;
+        save(&db, &with_versions, &[big_user(10, 0, &["a"])]).await;
+        let md = Arc::new(
+            metadata_builder(2)
+                .store_record_versions(false)
+                .build()
+                .unwrap(),
+        );
+        let resaved: Vec<_> = (0..5).map(|i| user(i, 0, &["a"])).collect();
+        save(&db, &md, &resaved).await;
+        let lone = StoreLayout::new(subspace()).record_version_key(&[Element::Int(20)]);
+        let old_version = foundationdb_tuple::pack(&(Versionstamp::complete([1; 10], 0),));
+        db.run(|tx, _| {
+            let (lone, old_version) = (&lone, &old_version);
+            async move {
+                tx.set(lone, old_version);
+                Ok::<_, fdb_records::kv::FdbError>(())
+            }
+        })
+        .await
+        .unwrap();
+        for reverse in [false, true] {
+            for limit in [1, 3, 100] {
+                let plan = RecordScan::new(RecordRange::all()).reverse(reverse);
+                let options = ExecuteOptions::new().return_limit(limit);
+                let (items, _) = page_all(&db, &md, &plan, options, 50).await;
+                assert_eq!(ids(&items), in_scan_order(0..11, reverse), "limit {limit}");
+                assert!(items.iter().all(|r| r.version.is_none()));
+                let split: User = items
+                    .iter()
+                    .find(|r| r.values > 1)
+                    .unwrap()
+                    .to_record()
+                    .unwrap();
+                assert_eq!(split.id, 10);
+            }
+        }
+        // The key budget counts keys read: one per record saved without a version.
+        let plan = RecordScan::new(RecordRange::between(
+            vec![Element::Int(0)],
+            vec![Element::Int(5)],
+        ));
+        let limits = ScanLimits::unlimited().with_scan_limit(4);
+        let p = page(&db, &md, &plan, &ExecuteOptions::new().limits(limits))
+            .await
+            .unwrap();
+        assert_eq!(p.reason, NoNextReason::ScanLimitReached);
+        assert_eq!(ids(&p.items), vec![0, 1, 2, 3]);
     });
 }
 

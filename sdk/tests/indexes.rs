@@ -378,7 +378,10 @@ fn version_index_returns_changes_since_a_version_in_commit_order_across_restarts
                     async move {
                         let st = RecordStore::open(&tx, subspace(), md).await?;
                         Ok::<_, RecordStoreError>(
-                            st.save_record(&user(id, email, 0, &[])).await?.version,
+                            st.save_record(&user(id, email, 0, &[]))
+                                .await?
+                                .version
+                                .expect("the metadata stores versions"),
                         )
                     }
                 })

@@ -10,8 +10,8 @@ use fdb_records::backend::embedded::{EmbeddedDatabase, FaultConfig};
 use fdb_records::key_expression::{empty, field, version};
 use fdb_records::metadata::{Index, IndexType, RecordMetaData};
 use fdb_records::store::{
-    check_store, BuildConfig, IndexState, OnlineIndexBuilder, RecordRange, RecordStoreError,
-    ScanOptions, TupleRange,
+    check_store, BuildConfig, IndexState, OnlineIndexBuilder, Problem, RecordRange,
+    RecordStoreError, ScanOptions, TupleRange,
 };
 use foundationdb_tuple::Element;
 use futures::executor::block_on;
@@ -501,4 +501,90 @@ fn builds_stay_exact_with_writers_and_commit_unknown_result() {
     assert!(db.stats().rejected > 20, "{:?}", db.stats());
     block_on(assert_indexes_match_records(&db, &md));
     block_on(assert_equal_to_rebuilt(&db, &md));
+}
+
+#[test]
+fn builds_run_over_records_saved_with_and_without_versions() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let email = || {
+            Index::new("late_email", IndexType::Value, field("email"))
+                .on(USER)
+                .unique()
+        };
+        let build = |md: Arc<RecordMetaData>, name: &'static str| {
+            let db = db.clone();
+            async move {
+                let report = OnlineIndexBuilder::new(db, subspace(), md, name)
+                    .build()
+                    .await
+                    .unwrap();
+                assert!(report.readable, "{name}: {report:?}");
+                report.records_indexed
+            }
+        };
+        // Saved with versions; then versions off and a new index, built over records
+        // that still hold their old versions.
+        populate(&db, &v1(), 50).await;
+        let off = Arc::new(
+            base(2)
+                .store_record_versions(false)
+                .index(email())
+                .build()
+                .unwrap(),
+        );
+        assert_eq!(build(off.clone(), "late_email").await, 50);
+        // Users 40..50 saved again: without a version from now on.
+        with_store(&db, &off, |st| async move {
+            for id in 40..50 {
+                st.save_record(&record_user(id, 1)).await?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let report = with_store(&db, &off, |st| async move { check_store(&st).await })
+            .await
+            .unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+
+        // Versions on again with a VERSION index, and users 0..3 saved again. A version
+        // key, where one is left, belongs to the record's current data (every save
+        // clears the record's keys): users 3..40 are indexed at their first version,
+        // users 0..3 at their new one, users 40..50 not at all.
+        let on = Arc::new(
+            base(3)
+                .index(email())
+                .index(Index::new("late_changes", IndexType::Version, version()).on(USER))
+                .build()
+                .unwrap(),
+        );
+        with_store(&db, &on, |st| async move {
+            for id in 0..3 {
+                st.save_record(&record_user(id, 1)).await?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        build(on.clone(), "late_changes").await;
+        let (changes, report) = with_store(&db, &on, |st| async move {
+            Ok((
+                st.changes_since("late_changes", &[], None, None).await?,
+                check_store(&st).await?,
+            ))
+        })
+        .await
+        .unwrap();
+        let changed: Vec<_> = changes.iter().map(|e| e.primary_key.clone()).collect();
+        let in_commit_order: Vec<_> = (3..40).chain(0..3).map(|id| vec![int(id)]).collect();
+        assert_eq!(changed, in_commit_order);
+        // The checker lists the records that have no version yet, and nothing else.
+        let missing: Vec<_> = (40..50)
+            .map(|id| Problem::MissingRecordVersion {
+                primary_key: vec![int(id)],
+            })
+            .collect();
+        assert_eq!(report.problems, missing);
+    });
 }

@@ -1,19 +1,24 @@
 //! The record store: save/load/delete/scan, existence options, record counts, split
-//! records, record versions.
+//! records, record versions and metadata that stores none.
 
 mod common;
 
+use common::counting::{CountingTransaction, Read};
 use common::store::*;
 use common::User;
 use fdb_records::backend::embedded::EmbeddedDatabase;
+use fdb_records::key_expression::{empty, field};
 use fdb_records::kv::{Database, FdbError, RangeOption, Transaction};
 use fdb_records::layout::{KeyInfo, RecordPart};
+use fdb_records::metadata::{Index, IndexType, RecordMetaData};
 use fdb_records::store::{
-    RecordExistence, RecordRange, RecordStore, RecordStoreError, RecordVersion, ScanOptions,
+    check_store, Problem, RecordExistence, RecordRange, RecordStore, RecordStoreError,
+    RecordVersion, ScanOptions, StoredRecord,
 };
-use foundationdb_tuple::Element;
+use foundationdb_tuple::{Element, Versionstamp};
 use futures::executor::block_on;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 fn pk(id: i64) -> Vec<Element<'static>> {
     vec![Element::Int(id)]
@@ -430,7 +435,7 @@ fn versions_follow_commit_order_and_in_transaction_order() {
                 // Same transaction: the version is known only as incomplete.
                 let seen = s.load_record_version(&pk(2)).await?;
                 let loaded = s.load_dynamic(&pk(1)).await?.unwrap().version;
-                Ok::<_, RecordStoreError>((a.version, b.version, seen, loaded))
+                Ok::<_, RecordStoreError>((a.version.unwrap(), b.version.unwrap(), seen, loaded))
             }
         })
         .await
@@ -472,7 +477,7 @@ fn versions_follow_commit_order_and_in_transaction_order() {
                 let s = RecordStore::open(&tx, subspace(), md).await?;
                 s.save_record(&user(1, "a2", 0, &[])).await?;
                 let second = s.save_record(&user(1, "a3", 0, &[])).await?;
-                Ok::<_, RecordStoreError>(second.version)
+                Ok::<_, RecordStoreError>(second.version.unwrap())
             }
         })
         .await
@@ -573,7 +578,10 @@ fn prepare_commit_writes_versions_when_the_handle_outlives_the_commit() {
         let saved = store.save_record(&user(1, "a", 0, &[])).await.unwrap();
         store.prepare_commit();
         let committed = tx.commit().await.unwrap();
-        let expected = saved.version.complete_with(committed.versionstamp.unwrap());
+        let expected = saved
+            .version
+            .unwrap()
+            .complete_with(committed.versionstamp.unwrap());
         let (version, feed) = with_store(&db, &md, |s| async move {
             Ok((
                 s.load_record_version(&pk(1)).await?,
@@ -704,5 +712,274 @@ fn a_load_conflicts_with_every_change_to_that_record_and_no_other() {
                 "case {i} (typed {typed}): stored {before:?}, record {changed} changed: {result:?}"
             );
         }
+    });
+}
+
+/// Users with a unique value index and a count (a VERSION index needs versions),
+/// storing record versions or not.
+fn versions_metadata(version: u32, store_versions: bool) -> Arc<RecordMetaData> {
+    Arc::new(
+        base(version)
+            .store_record_versions(store_versions)
+            .index(
+                Index::new("by_email", IndexType::Value, field("email"))
+                    .on(USER)
+                    .unique(),
+            )
+            .index(Index::new("users", IndexType::Count, empty().ungrouped()).on(USER))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Writes `value` at `key`, outside any record store.
+async fn plant(db: &EmbeddedDatabase, key: Vec<u8>, value: Vec<u8>) {
+    db.run(|tx, _| {
+        let (key, value) = (key.clone(), value.clone());
+        async move {
+            tx.set(&key, &value);
+            Ok::<_, FdbError>(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// A stored version value, as a save with versions writes it once committed.
+fn stored_version(order: u16) -> Vec<u8> {
+    foundationdb_tuple::pack(&(Versionstamp::complete([7; 10], order),))
+}
+
+/// Every record's primary key and version, scanned forward and backward.
+async fn scanned_versions(
+    db: &EmbeddedDatabase,
+    md: &Arc<RecordMetaData>,
+) -> Vec<(i64, Option<RecordVersion>)> {
+    with_store(db, md, |s| async move {
+        let forward = s
+            .scan_records(&RecordRange::all(), ScanOptions::forward())
+            .await?;
+        let mut backward = s
+            .scan_records(&RecordRange::all(), ScanOptions::reverse())
+            .await?;
+        backward.reverse();
+        let ids = |records: Vec<StoredRecord>| {
+            records
+                .into_iter()
+                .map(|r| match r.primary_key.as_slice() {
+                    [Element::Int(id)] => (*id, r.version),
+                    other => panic!("unexpected key {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let (forward, backward) = (ids(forward), ids(backward));
+        assert_eq!(forward, backward, "both directions return the same records");
+        Ok(forward)
+    })
+    .await
+    .unwrap()
+}
+
+#[test]
+fn without_stored_versions_a_save_writes_one_key_and_a_load_reads_one() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let off = versions_metadata(1, false);
+        let alice = user(1, "a@x", 0, &[]);
+        let (saved, in_transaction) = with_store(&db, &off, |s| {
+            let alice = alice.clone();
+            async move {
+                let saved = s.save_record(&alice).await?;
+                let loaded = s.load_dynamic(&pk(1)).await?.unwrap().version;
+                Ok((saved, (loaded, s.load_record_version(&pk(1)).await?)))
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(saved.version, None, "a save without versions returns none");
+        assert!(saved.created);
+        assert_eq!(in_transaction, (None, None), "not even in its transaction");
+        assert_eq!(
+            parts(&db, 1).await,
+            vec![RecordPart::Unsplit],
+            "no key at suffix -1"
+        );
+
+        let tx = CountingTransaction::new(db.create_transaction().unwrap());
+        let store = RecordStore::open(&tx, subspace(), off.clone())
+            .await
+            .unwrap();
+        let data_key = store.layout().record_key(&pk(1), 0);
+        tx.take_reads();
+        let loaded = store.load_dynamic(&pk(1)).await.unwrap().unwrap();
+        assert_eq!(tx.take_reads(), vec![Read::Get(data_key.clone())]);
+        assert_eq!(loaded.version, None);
+        assert_eq!(loaded.to_record::<User>().unwrap(), alice);
+        assert_eq!(store.load_record_version(&pk(1)).await.unwrap(), None);
+        assert_eq!(tx.take_reads(), vec![], "no read for a version not stored");
+        let scanned = store
+            .scan_records(&RecordRange::all(), ScanOptions::forward())
+            .await
+            .unwrap();
+        assert_eq!(scanned.len(), 1);
+        assert_eq!(scanned[0].version, None);
+        drop(store);
+
+        // The same load, with metadata that stores versions, reads the version too.
+        let on = versions_metadata(2, true);
+        let tx = CountingTransaction::new(db.create_transaction().unwrap());
+        let store = RecordStore::open(&tx, subspace(), on).await.unwrap();
+        tx.take_reads();
+        store.load_dynamic(&pk(1)).await.unwrap().unwrap();
+        let (data, version) = store.layout().record_data_and_version_keys(&pk(1));
+        assert_eq!(tx.take_reads(), vec![Read::Get(data), Read::Get(version)]);
+    });
+}
+
+#[test]
+fn turning_versions_off_ignores_stored_versions_until_a_save_or_delete_clears_them() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let layout = fdb_records::layout::StoreLayout::new(subspace());
+        let on = versions_metadata(1, true);
+        with_store(&db, &on, |s| async move {
+            for id in 1..=3 {
+                s.save_record(&user(id, &format!("{id}@x"), 0, &[])).await?;
+            }
+            s.save_record(&big_user(4, 250_000)).await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            parts(&db, 1).await,
+            vec![RecordPart::Version, RecordPart::Unsplit]
+        );
+        // A lone version (no save leaves one) is corrupt while versions are stored...
+        plant(&db, layout.record_version_key(&pk(9)), stored_version(0)).await;
+        let err = with_store(&db, &on, |s| async move { s.load_dynamic(&pk(9)).await })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RecordStoreError::CorruptRecord { .. }),
+            "{err}"
+        );
+
+        // ... and no key at all once they are not. Stale versions are not even read:
+        // an undecodable one next to a record's data changes nothing.
+        let off = versions_metadata(2, false);
+        with_store(&db, &off, |_| async move { Ok(()) })
+            .await
+            .unwrap();
+        plant(&db, layout.record_version_key(&pk(3)), b"garbage".to_vec()).await;
+        let tx = CountingTransaction::new(db.create_transaction().unwrap());
+        let store = RecordStore::open(&tx, subspace(), off.clone())
+            .await
+            .unwrap();
+        tx.take_reads();
+        let one = store.load_dynamic(&pk(1)).await.unwrap().unwrap();
+        assert_eq!(
+            tx.take_reads(),
+            vec![Read::Get(layout.record_key(&pk(1), 0))]
+        );
+        assert_eq!(one.version, None);
+        let three = store.load_dynamic(&pk(3)).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                three.version,
+                three.to_record::<User>().unwrap().email.as_str()
+            ),
+            (None, "3@x")
+        );
+        let split = store.load_dynamic(&pk(4)).await.unwrap().unwrap();
+        assert!(split.values > 1 && split.version.is_none());
+        assert_eq!(
+            split.to_record::<User>().unwrap().avatar_hash.len(),
+            250_000
+        );
+        assert_eq!(store.load_record_version(&pk(1)).await.unwrap(), None);
+        assert!(store.load_dynamic(&pk(9)).await.unwrap().is_none());
+        assert!(store.load_record::<User>(&pk(9)).await.unwrap().is_none());
+        assert!(!store.exists(&pk(9)).await.unwrap());
+        drop(store);
+        assert_eq!(
+            scanned_versions(&db, &off).await,
+            vec![(1, None), (2, None), (3, None), (4, None)]
+        );
+        let report = with_store(&db, &off, |s| async move { check_store(&s).await })
+            .await
+            .unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+        assert_eq!(report.records_checked, 4);
+
+        // A save or delete clears the record's whole range, stale version included.
+        let (updated, deleted, inserted, count) = with_store(&db, &off, |s| async move {
+            Ok((
+                s.save_record(&user(1, "1@y", 0, &[])).await?,
+                s.delete_record(&pk(2)).await?,
+                s.save_record(&user(9, "9@x", 0, &[])).await?,
+                s.record_count().await?,
+            ))
+        })
+        .await
+        .unwrap();
+        assert!(!updated.created && updated.version.is_none());
+        assert!(deleted);
+        assert!(inserted.created, "a lone version is no record");
+        assert_eq!(count, 4);
+        assert_eq!(parts(&db, 1).await, vec![RecordPart::Unsplit]);
+        assert_eq!(parts(&db, 2).await, vec![]);
+        assert_eq!(
+            parts(&db, 3).await,
+            vec![RecordPart::Version, RecordPart::Unsplit],
+            "a record not saved since keeps its stale version"
+        );
+        assert_eq!(parts(&db, 9).await, vec![RecordPart::Unsplit]);
+        let report = with_store(&db, &off, |s| async move { check_store(&s).await })
+            .await
+            .unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+    });
+}
+
+#[test]
+fn records_saved_without_versions_have_none_after_versions_are_turned_on() {
+    block_on(async {
+        let db = EmbeddedDatabase::in_memory().unwrap();
+        let off = versions_metadata(1, false);
+        with_store(&db, &off, |s| async move {
+            s.save_record(&user(1, "1@x", 0, &[])).await?;
+            s.save_record(&user(2, "2@x", 0, &[])).await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let on = versions_metadata(2, true);
+        let (loaded, version, saved) = with_store(&db, &on, |s| async move {
+            Ok((
+                s.load_dynamic(&pk(1)).await?.unwrap().version,
+                s.load_record_version(&pk(1)).await?,
+                s.save_record(&user(2, "2@y", 0, &[])).await?.version,
+            ))
+        })
+        .await
+        .unwrap();
+        assert_eq!((loaded, version), (None, None));
+        assert!(saved.is_some(), "a save stores a version again");
+        let scanned = scanned_versions(&db, &on).await;
+        assert_eq!(scanned[0], (1, None));
+        assert!(scanned[1].1.is_some_and(|v| v.is_complete()));
+        assert_eq!(
+            parts(&db, 2).await,
+            vec![RecordPart::Version, RecordPart::Unsplit]
+        );
+        // The checker says which records have no version yet.
+        let report = with_store(&db, &on, |s| async move { check_store(&s).await })
+            .await
+            .unwrap();
+        assert_eq!(
+            report.problems,
+            vec![Problem::MissingRecordVersion { primary_key: pk(1) }]
+        );
     });
 }

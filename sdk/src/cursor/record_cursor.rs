@@ -13,8 +13,8 @@ pub(crate) struct KvReader<T: Transaction> {
     begin: Vec<u8>,
     end: Vec<u8>,
     reverse: bool,
-    /// Keys one item usually spans (a record: its data and its version), to size the
-    /// first read from the cursor's return limit.
+    /// Keys one item usually spans (a record: its data, and its version if stored), to
+    /// size the first read from the cursor's return limit.
     keys_per_item: usize,
     iteration: usize,
     /// The rest of the last batch read, read in place.
@@ -119,8 +119,15 @@ impl<T: Transaction> KvReader<T> {
     }
 }
 
-/// Keys of a typical record: its unsplit data and its version.
-const RECORD_KEYS: usize = 2;
+/// Keys of a typical record: its unsplit data, and its version if the metadata stores
+/// versions.
+fn record_keys<T: Transaction>(store: &RecordStore<T>) -> usize {
+    if store.metadata().stores_record_versions() {
+        2
+    } else {
+        1
+    }
+}
 
 /// A scan of records by primary key: a [`ScanPlan`] returning [`StoredRecord`]s.
 ///
@@ -227,7 +234,7 @@ impl<T: Transaction> ScanPlan<T> for RecordScan {
             [prefix.as_slice(), &low].concat(),
             [prefix.as_slice(), &high].concat(),
             self.reverse,
-            RECORD_KEYS,
+            record_keys(store),
             limiter.clone(),
         );
         let state = RecordScanState {
@@ -311,14 +318,19 @@ impl<T: Transaction> RecordScanState<T> {
                     let Some(part) = self.store.suffix_within(row.key(), pk_bytes) else {
                         break;
                     };
-                    raw.add_row(part, self.reader.batch(), &row)?;
+                    if !self.store.ignores_part(part) {
+                        raw.add_row(part, self.reader.batch(), &row)?;
+                    }
                 }
                 None => {
                     let (pk, pk_range, part) = self.store.parse_record_key(row.key())?;
-                    let pk_bytes = self.reader.batch().key_bytes(&row, pk_range);
-                    let mut raw = RawRecord::new(pk);
-                    raw.add_row(part, self.reader.batch(), &row)?;
-                    current = Some((pk_bytes, raw));
+                    // A key passed over starts no record (a lone one makes none).
+                    if !self.store.ignores_part(part) {
+                        let pk_bytes = self.reader.batch().key_bytes(&row, pk_range);
+                        let mut raw = RawRecord::new(pk);
+                        raw.add_row(part, self.reader.batch(), &row)?;
+                        current = Some((pk_bytes, raw));
+                    }
                 }
             }
             self.reader.advance();

@@ -3,7 +3,9 @@
 //! Checked, for every *readable* index (write-only and disabled ones are skipped and
 //! listed in [`CheckReport::skipped_indexes`]):
 //!
-//! * every record is whole (no torn or corrupt split record) and has a version;
+//! * every record is whole (no torn or corrupt split record) and, if the metadata
+//!   stores record versions, has a version (a record saved while it stored none has
+//!   none until saved again);
 //! * every record has each VALUE/VERSION entry it should, with the right key;
 //! * every VALUE/VERSION entry points to an existing record that produces it
 //!   (dangling and stale entries are reported);
@@ -79,6 +81,8 @@ pub enum Problem {
     /// prefix): every scan over it fails until it is removed.
     #[error("key {} in the records space is no record key", crate::kv::printable(.key))]
     CorruptRecordKey { key: Vec<u8> },
+    /// Reported only when the metadata stores record versions. A record saved while
+    /// it stored none has none until it is saved again.
     #[error("record {} has no version", t(.primary_key))]
     MissingRecordVersion { primary_key: KeyTuple },
     #[error("index `{index}` lacks entry {} for record {}", t(.values), t(.primary_key))]
@@ -321,7 +325,7 @@ impl StoreChecker {
             }
             Err(e) => return Err(e),
         };
-        if !has_version {
+        if !has_version && store.metadata().stores_record_versions() {
             self.report.problems.push(Problem::MissingRecordVersion {
                 primary_key: pk.clone(),
             });

@@ -44,7 +44,10 @@ pub struct StoredRecord {
     /// Fully-qualified record type name (shared with the metadata: no copy per record).
     pub record_type: Arc<str>,
     pub message: DynamicMessage,
-    /// The record's version; incomplete if it was saved in this transaction.
+    /// The record's version; incomplete if it was saved in this transaction. `None`
+    /// when the metadata stores no versions
+    /// ([`RecordMetaData::stores_record_versions`]), or for a record saved while it
+    /// stored none.
     pub version: Option<RecordVersion>,
     /// Size of the stored (serialized) record in bytes.
     pub size: usize,
@@ -64,8 +67,9 @@ impl StoredRecord {
 pub struct SavedRecord {
     pub primary_key: KeyTuple,
     /// Incomplete until commit: complete it with the commit's versionstamp
-    /// ([`RecordVersion::complete_with`]).
-    pub version: RecordVersion,
+    /// ([`RecordVersion::complete_with`]). `None` when the metadata stores no versions
+    /// ([`RecordMetaData::stores_record_versions`]): the save wrote none.
+    pub version: Option<RecordVersion>,
     /// `true` for an insert, `false` for an update.
     pub created: bool,
     /// Serialized size in bytes.
@@ -482,17 +486,22 @@ impl<T: Transaction> RecordStore<T> {
             }
             _ => {}
         }
-        let order = {
+        // The order within the transaction exists only to tell versions apart.
+        let order = if self.metadata.stores_record_versions() {
             let local = self.local();
-            u16::try_from(local.next_order)
-                .map_err(|_| RecordStoreError::TooManySavesInTransaction)?
+            Some(
+                u16::try_from(local.next_order)
+                    .map_err(|_| RecordStoreError::TooManySavesInTransaction)?,
+            )
+        } else {
+            None
         };
-        let version = RecordVersion::incomplete(order);
+        let version = order.map(RecordVersion::incomplete);
         let new = IndexRecord {
             primary_key: &pk,
             record_type,
             message,
-            version: Some(version),
+            version,
         };
         let writes = self.plan_indexes(&pk, old.as_ref(), Some(new)).await?;
         let chunks = split::split(&bytes);
@@ -521,11 +530,14 @@ impl<T: Transaction> RecordStore<T> {
         for (suffix, value) in &chunks {
             tx.set(&record.pack(suffix), value);
         }
-        {
+        if let Some(order) = order {
             let mut local = self.local();
             local.next_order += 1;
             self.shared.saved_any.store(true, Ordering::Relaxed);
-            local.saved.insert(layout::primary_key_bytes(&pk), version);
+            local.saved.insert(
+                layout::primary_key_bytes(&pk),
+                RecordVersion::incomplete(order),
+            );
             let value =
                 foundationdb_tuple::pack_with_versionstamp(&(Versionstamp::incomplete(order),));
             self.buffer(
@@ -670,7 +682,7 @@ impl<T: Transaction> RecordStore<T> {
         let tx = &self.shared.tx;
         let (begin, end) = self.layout.record(&pk).range();
         tx.clear_range(&begin, &end);
-        {
+        if self.metadata.stores_record_versions() {
             let mut local = self.local();
             local.saved.remove(&layout::primary_key_bytes(&pk));
             local.pending.remove(&self.layout.record_version_key(&pk));
@@ -737,24 +749,33 @@ impl<T: Transaction> RecordStore<T> {
     /// Loads a record with its version. A torn or corrupt record is an error, never data.
     ///
     /// The unsplit value and the version are two point reads issued together (one
-    /// round trip on FoundationDB, and cheaper than a range read on both backends).
+    /// round trip on FoundationDB, and cheaper than a range read on both backends);
+    /// when the metadata stores no versions, the unsplit value is the only read.
     /// Only when there is no unsplit value (a split record, or none) does it fall back
     /// to a range read of the record, whose read conflict covers all its keys. Saves
     /// clear a record's whole range, so an unsplit value never sits next to leftover
     /// chunks; the checker reports it if one ever does.
     pub async fn load_dynamic(&self, pk: &[Element<'_>]) -> Result<Option<StoredRecord>> {
         check_tuple(pk)?;
-        let (data_key, version_key) = self.layout.record_data_and_version_keys(pk);
         let tx = &self.shared.tx;
-        let (data, version) = futures::join!(tx.get(&data_key, false), tx.get(&version_key, false));
+        let (data, version) = if self.metadata.stores_record_versions() {
+            let (data_key, version_key) = self.layout.record_data_and_version_keys(pk);
+            let (data, version) =
+                futures::join!(tx.get(&data_key, false), tx.get(&version_key, false));
+            (data?, version?)
+        } else {
+            // A version key left by a save made while versions were stored is not read.
+            let data_key = self.layout.record_key(pk, suffix::UNSPLIT);
+            (tx.get(&data_key, false).await?, None)
+        };
         let pk = owned(pk);
-        let Some(bytes) = data? else {
+        let Some(bytes) = data else {
             return match self.read_raw(&pk, false).await? {
                 Some(raw) => Ok(Some(self.decode(raw)?)),
                 None => Ok(None),
             };
         };
-        let mut version = match version? {
+        let mut version = match version {
             Some(v) => Some(decode_version(&pk, &v)?),
             None => None,
         };
@@ -772,9 +793,13 @@ impl<T: Transaction> RecordStore<T> {
         )?))
     }
 
-    /// The version of a record (incomplete if saved in this transaction).
+    /// The version of a record (incomplete if saved in this transaction). `None`,
+    /// without a read, when the metadata stores no versions.
     pub async fn load_record_version(&self, pk: &[Element<'_>]) -> Result<Option<RecordVersion>> {
         check_tuple(pk)?;
+        if !self.metadata.stores_record_versions() {
+            return Ok(None);
+        }
         let pk = owned(pk);
         if let Some(v) = self.local().saved.get(&layout::primary_key_bytes(&pk)) {
             return Ok(Some(*v));
@@ -866,7 +891,9 @@ impl<T: Transaction> RecordStore<T> {
             for kv in batch?.key_values {
                 if let Some((pk_bytes, raw)) = current.as_mut() {
                     if let Some(part) = self.suffix_within(&kv.key, pk_bytes) {
-                        raw.add_part(part, kv.value)?;
+                        if !self.ignores_part(part) {
+                            raw.add_part(part, kv.value)?;
+                        }
                         continue;
                     }
                 }
@@ -877,6 +904,10 @@ impl<T: Transaction> RecordStore<T> {
                     }
                     parsed => parsed?,
                 };
+                if self.ignores_part(part) {
+                    // Passed over before it starts a record: a lone one makes none.
+                    continue;
+                }
                 let pk_bytes = kv.key.slice(pk_range);
                 if current.as_ref().is_none_or(|(b, _)| *b != pk_bytes) {
                     if let Some((_, done)) = current.take() {
@@ -930,8 +961,8 @@ impl<T: Transaction> RecordStore<T> {
                 raw.version = Some(*v);
             }
         }
-        // A record whose only key is a version (corrupt) still comes back, so that the
-        // decoder reports it.
+        // A record whose only key is a version (corrupt while versions are stored) still
+        // comes back, so that the decoder reports it.
         Ok(RawScan {
             records: out,
             more,
@@ -957,6 +988,13 @@ impl<T: Transaction> RecordStore<T> {
                     .to_vec(),
             }),
         }
+    }
+
+    /// Whether reads pass over a record's key with suffix `part` as if it were absent:
+    /// a version key when the metadata stores no versions. Saves made while it did
+    /// left them; a save or delete of the record clears them.
+    pub(crate) fn ignores_part(&self, part: i64) -> bool {
+        part == suffix::VERSION && !self.metadata.stores_record_versions()
     }
 
     /// The suffix of `key` if it is a key of the record whose packed primary key is

@@ -155,3 +155,141 @@ pub mod store {
         .await
     }
 }
+
+/// A transaction that logs the reads it passes on, so that a test can assert what an
+/// operation read, not just what it returned.
+pub mod counting {
+    use fdb_records::kv::{
+        CommitHook, Committed, ConflictRangeType, FdbError, FdbResult, KeySelector, MutationType,
+        RangeBatch, RangeOption, RangeResult, Transaction, TransactionOption,
+    };
+    use std::future::Future;
+    use std::sync::{Arc, Mutex};
+
+    /// One read, as issued.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Read {
+        /// A point read of this key.
+        Get(Vec<u8>),
+        /// A key selector resolved.
+        Key(Vec<u8>),
+        /// One batch of a range read starting at (a selector on) this key.
+        Range(Vec<u8>),
+    }
+
+    /// Wraps `T`, logging every read.
+    #[derive(Clone)]
+    pub struct CountingTransaction<T> {
+        inner: T,
+        reads: Arc<Mutex<Vec<Read>>>,
+    }
+
+    impl<T: Transaction> CountingTransaction<T> {
+        pub fn new(inner: T) -> Self {
+            CountingTransaction {
+                inner,
+                reads: Arc::default(),
+            }
+        }
+        /// The reads since the last call.
+        pub fn take_reads(&self) -> Vec<Read> {
+            std::mem::take(&mut self.reads.lock().unwrap())
+        }
+        fn log(&self, read: Read) {
+            self.reads.lock().unwrap().push(read);
+        }
+    }
+
+    impl<T: Transaction> Transaction for CountingTransaction<T> {
+        fn set_option(&self, option: TransactionOption) -> FdbResult<()> {
+            self.inner.set_option(option)
+        }
+        fn get_read_version(&self) -> impl Future<Output = FdbResult<i64>> + Send {
+            self.inner.get_read_version()
+        }
+        fn get(
+            &self,
+            key: &[u8],
+            snapshot: bool,
+        ) -> impl Future<Output = FdbResult<Option<Vec<u8>>>> + Send {
+            self.log(Read::Get(key.to_vec()));
+            self.inner.get(key, snapshot)
+        }
+        fn get_key(
+            &self,
+            selector: &KeySelector,
+            snapshot: bool,
+        ) -> impl Future<Output = FdbResult<Vec<u8>>> + Send {
+            self.log(Read::Key(selector.key.clone()));
+            self.inner.get_key(selector, snapshot)
+        }
+        fn get_range(
+            &self,
+            range: &RangeOption,
+            iteration: usize,
+            snapshot: bool,
+        ) -> impl Future<Output = FdbResult<RangeResult>> + Send {
+            self.log(Read::Range(range.begin.key.clone()));
+            self.inner.get_range(range, iteration, snapshot)
+        }
+        fn get_range_batch(
+            &self,
+            range: &RangeOption,
+            iteration: usize,
+            snapshot: bool,
+        ) -> impl Future<Output = FdbResult<RangeBatch>> + Send {
+            self.log(Read::Range(range.begin.key.clone()));
+            self.inner.get_range_batch(range, iteration, snapshot)
+        }
+        fn set(&self, key: &[u8], value: &[u8]) {
+            self.inner.set(key, value)
+        }
+        fn clear(&self, key: &[u8]) {
+            self.inner.clear(key)
+        }
+        fn clear_range(&self, begin: &[u8], end: &[u8]) {
+            self.inner.clear_range(begin, end)
+        }
+        fn atomic_op(&self, key: &[u8], param: &[u8], op: MutationType) {
+            self.inner.atomic_op(key, param, op)
+        }
+        fn add_conflict_range(
+            &self,
+            begin: &[u8],
+            end: &[u8],
+            kind: ConflictRangeType,
+        ) -> FdbResult<()> {
+            self.inner.add_conflict_range(begin, end, kind)
+        }
+        fn get_approximate_size(&self) -> impl Future<Output = FdbResult<i64>> + Send {
+            self.inner.get_approximate_size()
+        }
+        fn commit(&self) -> impl Future<Output = FdbResult<Committed>> + Send {
+            self.inner.commit()
+        }
+        fn committed_versionstamp(&self) -> Option<[u8; 10]> {
+            self.inner.committed_versionstamp()
+        }
+        fn on_error(&self, error: FdbError) -> impl Future<Output = FdbResult<()>> + Send {
+            self.inner.on_error(error)
+        }
+        fn reset(&self) {
+            self.inner.reset()
+        }
+        fn cancel(&self) {
+            self.inner.cancel()
+        }
+        fn store_state_cache(&self) -> Option<&fdb_records::store::StoreStateCache> {
+            self.inner.store_state_cache()
+        }
+        fn mark_store_state_changed(&self) {
+            self.inner.mark_store_state_changed()
+        }
+        fn store_state_changed(&self) -> bool {
+            self.inner.store_state_changed()
+        }
+        fn on_commit(&self, hook: CommitHook) -> bool {
+            self.inner.on_commit(hook)
+        }
+    }
+}

@@ -14,7 +14,9 @@ use fdb_records::cursor::{
 };
 use fdb_records::key_expression::field;
 use fdb_records::kv::{Database, FdbError, Transaction};
-use fdb_records::metadata::{Index, IndexType, RecordMetaData, RecordTypeDef};
+use fdb_records::metadata::{
+    Index, IndexType, RecordMetaData, RecordMetaDataBuilder, RecordTypeDef,
+};
 use fdb_records::store::{RecordStore, RecordStoreError, TupleRange};
 use foundationdb_tuple::{Element, Subspace};
 use std::sync::Arc;
@@ -23,17 +25,18 @@ pub const USER: &str = "examples.users.User";
 pub const ORDER: &str = "examples.users.Order";
 pub const TAGS: [&str; 4] = ["a", "b", "c", "d"];
 
+/// Users and orders, a tier index and a tag index.
+pub fn metadata_builder(version: u32) -> RecordMetaDataBuilder {
+    RecordMetaData::builder(schema::DESCRIPTOR_POOL.clone())
+        .version(version)
+        .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
+        .record_type(RecordTypeDef::new(ORDER).primary_key(field("order_id")))
+        .index(Index::new("by_tier", IndexType::Value, field("tier")).on(USER))
+        .index(Index::new("by_tag", IndexType::Value, field("tags").fan_out()).on(USER))
+}
+
 pub fn metadata_version(version: u32) -> Arc<RecordMetaData> {
-    Arc::new(
-        RecordMetaData::builder(schema::DESCRIPTOR_POOL.clone())
-            .version(version)
-            .record_type(RecordTypeDef::new(USER).primary_key(field("id")))
-            .record_type(RecordTypeDef::new(ORDER).primary_key(field("order_id")))
-            .index(Index::new("by_tier", IndexType::Value, field("tier")).on(USER))
-            .index(Index::new("by_tag", IndexType::Value, field("tags").fan_out()).on(USER))
-            .build()
-            .unwrap(),
-    )
+    Arc::new(metadata_builder(version).build().unwrap())
 }
 
 pub fn metadata() -> Arc<RecordMetaData> {
