@@ -8,7 +8,7 @@
 //! | `(0,)` | `StoreHeader` protobuf | [store header](crate::store): format/metadata/user versions, index set, former indexes |
 //! | `(1, (pk...), 0)` | `StoredRecord` protobuf (record type + message) | an unsplit record |
 //! | `(1, (pk...), n)` for `n >= 1` | chunk `n` | a record split across keys (values > 100 kB); chunk 1 starts with the chunk count (4 bytes LE) |
-//! | `(1, (pk...), -1)` | tuple `(versionstamp,)` | the record's version (commit versionstamp + order in the transaction), next to its data |
+//! | `(1, (pk...), -1)` | tuple `(versionstamp,)` | the record's version (commit versionstamp + order in the transaction), next to its data; only when the metadata [stores record versions](crate::metadata::RecordMetaDataBuilder::store_record_versions), the default |
 //! | `(2, index, values..., (pk...))` | empty | a VALUE (or VERSION) index entry |
 //! | `(2, index, group...)` | aggregate | a COUNT/SUM/MIN_EVER/MAX_EVER index's value for one group |
 //! | `(3, index, ...)` | maintainer-defined | an index's secondary space (private to its maintainer) |
@@ -37,7 +37,10 @@
 //!   The cost is two bytes per entry.
 //!
 //! Record versions sit at suffix `-1` inside the record's own range, so one range read
-//! loads a record with its version and one range clear deletes both.
+//! loads a record with its version and one range clear deletes both. Every save clears
+//! the range first, so a version key that is left belongs to the record's current
+//! data; metadata that stores no versions writes none, and reads pass over those left
+//! by saves made while it did.
 
 use crate::key_expression::KeyTuple;
 use crate::metadata::{IndexType, RecordMetaData};
