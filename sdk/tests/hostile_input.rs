@@ -40,18 +40,6 @@ fn nested_bytes(depth: usize) -> Vec<u8> {
     bytes
 }
 
-async fn raw_set(db: &EmbeddedDatabase, key: Vec<u8>, value: Vec<u8>) {
-    db.run(|tx, _| {
-        let (key, value) = (key.clone(), value.clone());
-        async move {
-            tx.set(&key, &value);
-            Ok::<_, FdbError>(())
-        }
-    })
-    .await
-    .unwrap();
-}
-
 async fn assert_scan_finds_a_corrupt_record_key(db: &EmbeddedDatabase) {
     let scan = with_store(db, &metadata(), |s| async move {
         s.scan_records(&RecordRange::all(), ScanOptions::forward())

@@ -503,6 +503,21 @@ fn builds_stay_exact_with_writers_and_commit_unknown_result() {
     block_on(assert_equal_to_rebuilt(&db, &md));
 }
 
+/// Saves users `ids` again, as their next generation.
+async fn save_again(db: &EmbeddedDatabase, md: &Arc<RecordMetaData>, ids: std::ops::Range<i64>) {
+    with_store(db, md, |st| {
+        let ids = ids.clone();
+        async move {
+            for id in ids {
+                st.save_record(&record_user(id, 1)).await?;
+            }
+            Ok(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
 #[test]
 fn builds_run_over_records_saved_with_and_without_versions() {
     block_on(async {
@@ -535,14 +550,7 @@ fn builds_run_over_records_saved_with_and_without_versions() {
         );
         assert_eq!(build(off.clone(), "late_email").await, 50);
         // Users 40..50 saved again: without a version from now on.
-        with_store(&db, &off, |st| async move {
-            for id in 40..50 {
-                st.save_record(&record_user(id, 1)).await?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
+        save_again(&db, &off, 40..50).await;
         let report = with_store(&db, &off, |st| async move { check_store(&st).await })
             .await
             .unwrap();
@@ -559,14 +567,7 @@ fn builds_run_over_records_saved_with_and_without_versions() {
                 .build()
                 .unwrap(),
         );
-        with_store(&db, &on, |st| async move {
-            for id in 0..3 {
-                st.save_record(&record_user(id, 1)).await?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
+        save_again(&db, &on, 0..3).await;
         build(on.clone(), "late_changes").await;
         let (changes, report) = with_store(&db, &on, |st| async move {
             Ok((

@@ -732,19 +732,6 @@ fn versions_metadata(version: u32, store_versions: bool) -> Arc<RecordMetaData> 
     )
 }
 
-/// Writes `value` at `key`, outside any record store.
-async fn plant(db: &EmbeddedDatabase, key: Vec<u8>, value: Vec<u8>) {
-    db.run(|tx, _| {
-        let (key, value) = (key.clone(), value.clone());
-        async move {
-            tx.set(&key, &value);
-            Ok::<_, FdbError>(())
-        }
-    })
-    .await
-    .unwrap();
-}
-
 /// A stored version value, as a save with versions writes it once committed.
 fn stored_version(order: u16) -> Vec<u8> {
     foundationdb_tuple::pack(&(Versionstamp::complete([7; 10], order),))
@@ -856,7 +843,7 @@ fn turning_versions_off_ignores_stored_versions_until_a_save_or_delete_clears_th
             vec![RecordPart::Version, RecordPart::Unsplit]
         );
         // A lone version (no save leaves one) is corrupt while versions are stored...
-        plant(&db, layout.record_version_key(&pk(9)), stored_version(0)).await;
+        raw_set(&db, layout.record_version_key(&pk(9)), stored_version(0)).await;
         let err = with_store(&db, &on, |s| async move { s.load_dynamic(&pk(9)).await })
             .await
             .unwrap_err();
@@ -871,7 +858,7 @@ fn turning_versions_off_ignores_stored_versions_until_a_save_or_delete_clears_th
         with_store(&db, &off, |_| async move { Ok(()) })
             .await
             .unwrap();
-        plant(&db, layout.record_version_key(&pk(3)), b"garbage".to_vec()).await;
+        raw_set(&db, layout.record_version_key(&pk(3)), b"garbage".to_vec()).await;
         let tx = CountingTransaction::new(db.create_transaction().unwrap());
         let store = RecordStore::open(&tx, subspace(), off.clone())
             .await

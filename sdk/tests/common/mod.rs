@@ -29,7 +29,7 @@ pub mod store {
     use super::{Order, User};
     use fdb_records::backend::embedded::EmbeddedDatabase;
     use fdb_records::key_expression::{empty, field, version};
-    use fdb_records::kv::Database;
+    use fdb_records::kv::{Database, FdbError, Transaction};
     use fdb_records::metadata::{
         Index, IndexType, RecordMetaData, RecordMetaDataBuilder, RecordTypeDef,
     };
@@ -131,6 +131,20 @@ pub mod store {
             delta,
             ..Order::default()
         }
+    }
+
+    /// Writes `value` at `key` directly, outside any record store: to plant what the
+    /// SDK never writes.
+    pub async fn raw_set(db: &EmbeddedDatabase, key: Vec<u8>, value: Vec<u8>) {
+        db.run(|tx, _| {
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                tx.set(&key, &value);
+                Ok::<_, FdbError>(())
+            }
+        })
+        .await
+        .unwrap();
     }
 
     /// Runs `f` on a store opened in a retried transaction.
