@@ -13,6 +13,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Duration;
     /// Waits for `duration` of this clock's time.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+    /// Whether time moves only when the program moves it, as in a simulation. The
+    /// engine then does all its work on its callers' threads (no log thread), so that
+    /// a run under a single-threaded executor repeats exactly.
+    fn is_manual(&self) -> bool {
+        false
+    }
 }
 
 /// Wall-clock time; sleeps with a runtime-agnostic timer.
@@ -76,6 +82,9 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
         Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
+    }
+    fn is_manual(&self) -> bool {
+        true
     }
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         self.advance(duration);

@@ -9,7 +9,7 @@ use super::storage::{Storage, StorageSnapshot};
 use crate::kv::FdbResult;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -38,6 +38,43 @@ pub(crate) struct Engine {
     pub(crate) store_states: crate::store::StoreStateCache,
     /// Draws for retry backoff jitter: seeded, so that a run repeats.
     jitter: Mutex<ChaCha8Rng>,
+    /// Database and transaction handles alive (see [`EngineHandle`]).
+    handles: AtomicUsize,
+}
+
+/// A database or transaction handle's hold on the engine. The log thread holds the
+/// engine too, while it works; so that the engine closes (and frees its file) on the
+/// thread that drops the last handle, as soon as it is dropped, the last handle to go
+/// stops the log thread and waits for it.
+pub(crate) struct EngineHandle(Arc<Engine>);
+
+impl EngineHandle {
+    /// The first handle on a new engine.
+    pub(crate) fn new(engine: Arc<Engine>) -> Self {
+        engine.handles.fetch_add(1, Ordering::AcqRel);
+        EngineHandle(engine)
+    }
+}
+
+impl Clone for EngineHandle {
+    fn clone(&self) -> Self {
+        Self::new(self.0.clone())
+    }
+}
+
+impl std::ops::Deref for EngineHandle {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.0
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        if self.0.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.pipeline.stop_log_thread(true);
+        }
+    }
 }
 
 impl Engine {
@@ -47,7 +84,9 @@ impl Engine {
         lifetime: Duration,
         faults: Option<FaultConfig>,
         seed: u64,
+        log_thread: bool,
     ) -> FdbResult<Self> {
+        let log_thread = log_thread && storage.syncs();
         let snapshot = storage.snapshot()?;
         let last_version = snapshot.version();
         Ok(Engine {
@@ -58,9 +97,10 @@ impl Engine {
             faults_on: AtomicBool::new(faults.is_some()),
             faults: RwLock::new(faults.map(|f| Arc::new(FaultInjector::new(f)))),
             current: RwLock::new(Arc::new(snapshot)),
-            pipeline: Pipeline::new(last_version),
+            pipeline: Pipeline::new(last_version, log_thread),
             store_states: crate::store::StoreStateCache::new(),
             jitter: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            handles: AtomicUsize::new(0),
         })
     }
 
@@ -109,6 +149,7 @@ impl Drop for Engine {
     /// A batch still filling holds storage's write transaction; storage cannot close
     /// (and checkpoint) before it is gone.
     fn drop(&mut self) {
+        self.pipeline.stop_log_thread(false);
         self.pipeline.abandon_open_batch();
     }
 }

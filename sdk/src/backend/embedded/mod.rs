@@ -4,7 +4,7 @@
 //! |---|---|
 //! | sequencer + read versions | the last committed batch's storage snapshot, shared by transactions that start before the next batch |
 //! | resolvers | [`resolver`](self) history of write-conflict sets over the MVCC window (5 s) |
-//! | commit proxies batching | pipelined group commit: one durable storage write per batch, the next batch filling during its sync |
+//! | commit proxies batching | pipelined group commit: one durable storage write per batch, the next batch filling during its sync; overlapping commits' syncs on a log thread, as FoundationDB's client runs its network on a thread of its own |
 //! | storage servers' in-memory versions | a write layer (`overlay.rs`): batches published but not yet committed to redb, merged over its snapshot |
 //! | storage servers | redb, behind a small internal seam (`storage.rs`) |
 //! | atomic mutations, versionstamps | applied at commit with FoundationDB's byte semantics |
@@ -46,7 +46,7 @@ pub use faults::FaultConfig;
 pub use transaction::EmbeddedTransaction;
 
 use crate::kv::{limits, Database, FdbError, FdbResult};
-use engine::Engine;
+use engine::{Engine, EngineHandle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +75,7 @@ pub struct EngineStats {
 /// transaction are dropped.
 #[derive(Clone)]
 pub struct EmbeddedDatabase {
-    engine: Arc<Engine>,
+    engine: EngineHandle,
 }
 
 impl std::fmt::Debug for EmbeddedDatabase {
@@ -93,6 +93,7 @@ pub struct EmbeddedBuilder {
     lifetime: Duration,
     checkpoint_batches: u32,
     seed: u64,
+    log_thread: Option<bool>,
 }
 
 impl EmbeddedBuilder {
@@ -126,6 +127,26 @@ impl EmbeddedBuilder {
         self.checkpoint_batches = batches.max(1);
         self
     }
+    /// Whether an on-disk database may sync its log on a thread of its own when
+    /// commits overlap, so that a commit's sync does not block the executor thread it
+    /// runs on (default: yes). Never under a [manual clock](Clock::is_manual), whose
+    /// runs must repeat exactly. Commits that come one at a time always sync on the
+    /// committing thread. In memory there is nothing to sync.
+    ///
+    /// ```
+    /// use fdb_records::backend::embedded::EmbeddedDatabase;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// // Every sync on the committing thread, as under a manual clock.
+    /// let db = EmbeddedDatabase::builder()
+    ///     .log_thread(false)
+    ///     .open(dir.path().join("data.redb"))
+    ///     .unwrap();
+    /// # drop(db);
+    /// ```
+    pub fn log_thread(mut self, enabled: bool) -> Self {
+        self.log_thread = Some(enabled);
+        self
+    }
     /// Opens or creates a durable database file.
     pub fn open(self, path: impl AsRef<Path>) -> Result<EmbeddedDatabase, OpenError> {
         let path = path.as_ref();
@@ -142,9 +163,19 @@ impl EmbeddedBuilder {
         self.build(storage).map_err(OpenError::InMemory)
     }
     fn build(self, storage: storage::Storage) -> FdbResult<EmbeddedDatabase> {
-        let engine = Engine::new(storage, self.clock, self.lifetime, self.faults, self.seed)?;
+        let log_thread = self.log_thread.unwrap_or(true) && !self.clock.is_manual();
+        let engine = Engine::new(
+            storage,
+            self.clock,
+            self.lifetime,
+            self.faults,
+            self.seed,
+            log_thread,
+        )?;
+        let engine = Arc::new(engine);
+        engine.pipeline.serve(Arc::downgrade(&engine));
         Ok(EmbeddedDatabase {
-            engine: Arc::new(engine),
+            engine: EngineHandle::new(engine),
         })
     }
 }
@@ -158,6 +189,7 @@ impl EmbeddedDatabase {
             lifetime: limits::MAX_TRANSACTION_LIFETIME,
             checkpoint_batches: storage::CHECKPOINT_BATCHES,
             seed: 0,
+            log_thread: None,
         }
     }
     /// Opens or creates a durable database file with default options.

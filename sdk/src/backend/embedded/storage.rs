@@ -8,7 +8,9 @@
 //! On disk, durability comes from the [write-ahead log](super::wal). A batch is applied
 //! to a redb write transaction as its requests arrive, while the batch fills
 //! ([`Storage::begin_batch`]), so that the work overlaps the previous batch's log
-//! sync; [`Storage::commit_batch`] then appends its record to the log and syncs.
+//! sync; [`Storage::commit_batch`] then appends its record to the log, and
+//! [`Storage::sync_log`] makes every record written so far durable (one sync may cover
+//! several batches, and it runs without holding anything a committer needs).
 //! Nothing reads a batch before its record is durable: the engine publishes the
 //! snapshot that shows it only then. The write transaction is carried from batch to
 //! batch and committed to redb (without a sync) only every [`FLUSH_BATCHES`] batches
@@ -67,11 +69,27 @@ pub(crate) struct Storage {
     db: Database,
     /// The log of an on-disk database; `None` in memory.
     wal: Option<Mutex<Wal>>,
+    /// A second handle on the log's file, for syncs: a sync covers everything written
+    /// through either handle, and taking it does not wait for the log's lock, so the
+    /// next batch's record can be written while the previous one syncs. The lock keeps
+    /// syncs one at a time: the two handles share one open file, whose write-back
+    /// error the kernel reports to one sync only, so a sync running beside a failing
+    /// one could report success for records that were lost.
+    wal_sync: Option<Mutex<std::fs::File>>,
+    /// A log sync failed: the kernel may have dropped the log's dirty pages, so no
+    /// later sync can vouch for what was written before.
+    sync_failed: AtomicBool,
     /// When the next checkpoint is due (on disk).
     checkpoints: Mutex<Checkpoints>,
     /// A batch could not be committed or logged: redb may hold writes that will never
     /// be durable, so no further batch is accepted and closing leaves redb as it is.
     failed: AtomicBool,
+    /// Makes the next log sync fail, as a disk error would.
+    #[cfg(test)]
+    pub(crate) fail_next_sync: AtomicBool,
+    /// Holds log syncs back while set, as a slow disk would.
+    #[cfg(test)]
+    pub(crate) hold_syncs: tests::Gate,
 }
 
 /// Batches and log bytes since the last checkpoint.
@@ -150,6 +168,24 @@ struct Base {
     version: u64,
 }
 
+/// A batch handed to storage, and what it still needs before it may be answered.
+pub(crate) struct CommittedBatch {
+    /// The snapshot that shows the batch.
+    pub(crate) snapshot: StorageSnapshot,
+    pub(crate) durability: BatchDurability,
+}
+
+/// How durable a committed batch is when [`Storage::commit_batch`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BatchDurability {
+    /// In memory: nothing to wait for.
+    Volatile,
+    /// Its log record is written but durable only after [`Storage::sync_log`].
+    Unsynced,
+    /// A checkpoint: durable in redb, together with every batch before it.
+    Durable,
+}
+
 /// One write to apply in a batch, already resolved to plain sets and clears.
 pub(crate) enum StorageWrite<'a> {
     Set(&'a [u8], &'a [u8]),
@@ -196,6 +232,7 @@ impl Storage {
         }
         let mut wal = wal;
         wal.truncate()?;
+        storage.wal_sync = Some(Mutex::new(wal.sync_handle()?));
         storage.wal = Some(Mutex::new(wal));
         storage.checkpoints.get_mut().expect("checkpoints").every = checkpoint_batches.max(1);
         Ok(storage)
@@ -218,12 +255,18 @@ impl Storage {
         Ok(Storage {
             db,
             wal: None,
+            wal_sync: None,
+            sync_failed: AtomicBool::new(false),
             checkpoints: Mutex::new(Checkpoints {
                 every: CHECKPOINT_BATCHES,
                 batches: 0,
                 bytes: 0,
             }),
             failed: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_next_sync: AtomicBool::new(false),
+            #[cfg(test)]
+            hold_syncs: tests::Gate::default(),
             writer: Arc::new(Writer {
                 state: Mutex::new(WriterState::new(base)),
                 returned: Condvar::new(),
@@ -298,21 +341,21 @@ impl Storage {
         Ok(tx)
     }
 
-    /// Commits a batch and makes it durable: hands the shared write transaction (with
-    /// the batch in it) back for the next batch, then appends the batch's record to the
-    /// log and syncs. When the batch fills the write layer, the transaction is
-    /// committed to redb first (without a sync), and the layer starts over. Every
-    /// [`CHECKPOINT_BATCHES`] batches (or [`CHECKPOINT_BYTES`] of log) it is committed
-    /// durably instead, which makes redb durable up to the batch, and the log starts
-    /// over. Returns the snapshot that shows the batch, for the caller to publish;
-    /// nothing may read the batch before this returns.
+    /// Commits a batch: hands the shared write transaction (with the batch in it) back
+    /// for the next batch, then appends the batch's record to the log, unsynced. When
+    /// the batch fills the write layer, the transaction is committed to redb first
+    /// (without a sync), and the layer starts over. Every [`CHECKPOINT_BATCHES`]
+    /// batches (or [`CHECKPOINT_BYTES`] of log) it is committed durably instead, which
+    /// makes redb durable up to the batch, and the log starts over. Returns the
+    /// snapshot that shows the batch, for the caller to publish once the batch is
+    /// durable (see [`CommittedBatch::durability`]); nothing may read the batch before.
     ///
     /// Batches must be committed in version order. On an error the batch is not
     /// applied (`io_error`), or not known to be (`commit_unknown_result`: redb may
     /// hold it and make it durable when it closes, whether or not its log record is);
     /// either way storage fails for good (see the module documentation), as later
     /// batches would build on it.
-    pub(crate) fn commit_batch(&self, batch: StorageBatch) -> Result<StorageSnapshot, FdbError> {
+    pub(crate) fn commit_batch(&self, batch: StorageBatch) -> Result<CommittedBatch, FdbError> {
         self.check_usable()?;
         let committed = self.commit_and_log(batch);
         if committed.is_err() {
@@ -321,7 +364,7 @@ impl Storage {
         committed
     }
 
-    fn commit_and_log(&self, mut batch: StorageBatch) -> Result<StorageSnapshot, FdbError> {
+    fn commit_and_log(&self, mut batch: StorageBatch) -> Result<CommittedBatch, FdbError> {
         let version = batch.version;
         let mut tx = batch.tx.take().expect("a batch is committed once");
         let mut layer = std::mem::take(&mut batch.layer);
@@ -383,19 +426,59 @@ impl Storage {
             committed_then(|| StorageSnapshot::new(base, map, version))?
         };
         let Some(record) = record else {
-            return Ok(snapshot);
+            return Ok(CommittedBatch {
+                snapshot,
+                durability: BatchDurability::Volatile,
+            });
         };
         let wal = self.wal.as_ref().expect("a record is kept on disk only");
         committed_then(|| {
             let mut wal = wal.lock().unwrap_or_else(|p| p.into_inner());
-            if checkpoint {
+            let durability = if checkpoint {
                 wal.rewind()?;
+                BatchDurability::Durable
             } else {
                 wal.write(&record)?;
-                wal.sync()?;
-            }
-            Ok(snapshot)
+                BatchDurability::Unsynced
+            };
+            Ok(CommittedBatch {
+                snapshot,
+                durability,
+            })
         })
+    }
+
+    /// Makes every log record written so far durable (one `fdatasync`). Records
+    /// written while it runs may or may not be covered; the caller counts only those
+    /// written before it started. A failure fails storage for good, as a failed commit
+    /// does: after a failed `fdatasync` the kernel may have dropped the dirty pages,
+    /// so it fails every later sync too (`commit_unknown_result`: the records it
+    /// covers may or may not be on disk). A storage failure of another kind (a batch
+    /// that could not be committed) does not stop the records written before it from
+    /// being synced: their batches are sound.
+    pub(crate) fn sync_log(&self) -> Result<(), FdbError> {
+        let Some(file) = &self.wal_sync else {
+            return Ok(());
+        };
+        let file = file.lock().unwrap_or_else(|p| p.into_inner());
+        let synced = committed_then(|| {
+            if self.sync_failed.load(Ordering::Acquire) {
+                return Err(storage_error("an earlier log sync failed"));
+            }
+            #[cfg(test)]
+            {
+                self.hold_syncs.wait_while_held();
+                if self.fail_next_sync.swap(false, Ordering::AcqRel) {
+                    return Err(storage_error("injected sync failure"));
+                }
+            }
+            file.sync_data().map_err(storage_error)
+        });
+        if synced.is_err() {
+            self.sync_failed.store(true, Ordering::Release);
+            self.fail();
+        }
+        synced
     }
 
     /// Returns the write transaction (`None`: committed or lost) for the next batch,
@@ -429,7 +512,7 @@ impl Storage {
         Ok(())
     }
 
-    fn fail(&self) {
+    pub(crate) fn fail(&self) {
         self.failed.store(true, Ordering::Release);
     }
 
@@ -843,6 +926,36 @@ mod tests {
         ClearRange(u8, u8),
     }
 
+    /// Commits a batch and syncs the log, as the engine does before it answers.
+    fn commit(storage: &Storage, batch: StorageBatch) -> StorageSnapshot {
+        let committed = storage.commit_batch(batch).unwrap();
+        storage.sync_log().unwrap();
+        committed.snapshot
+    }
+
+    /// A gate that threads wait at while it is closed.
+    #[derive(Default)]
+    pub(crate) struct Gate {
+        closed: Mutex<bool>,
+        opened: Condvar,
+    }
+
+    impl Gate {
+        pub(crate) fn close(&self) {
+            *self.closed.lock().unwrap() = true;
+        }
+        pub(crate) fn open(&self) {
+            *self.closed.lock().unwrap() = false;
+            self.opened.notify_all();
+        }
+        pub(crate) fn wait_while_held(&self) {
+            let mut closed = self.closed.lock().unwrap();
+            while *closed {
+                closed = self.opened.wait(closed).unwrap();
+            }
+        }
+    }
+
     fn key(k: u8) -> Vec<u8> {
         vec![b'k', k]
     }
@@ -938,7 +1051,7 @@ mod tests {
                     assert_shows(&storage.snapshot().unwrap(), &model);
                     continue;
                 }
-                let snapshot = storage.commit_batch(batch).unwrap();
+                let snapshot = commit(&storage, batch);
                 version += 1;
                 model = after;
                 prop_assert_eq!(snapshot.version(), version);
@@ -961,7 +1074,7 @@ mod tests {
         for version in 1..=u64::from(FLUSH_BATCHES) {
             let mut batch = storage.begin_batch(version).unwrap();
             apply(&mut batch, &[Write::Set(version as u8 % 24, 1)], &mut model);
-            let snapshot = storage.commit_batch(batch).unwrap();
+            let snapshot = commit(&storage, batch);
             assert_eq!(
                 snapshot.layer.is_none(),
                 version == u64::from(FLUSH_BATCHES),
@@ -984,7 +1097,7 @@ mod tests {
         batch
             .apply(|w| (0..many).try_for_each(|i| w.apply(StorageWrite::Set(&key(i), b"v"))))
             .unwrap();
-        let snapshot = storage.commit_batch(batch).unwrap();
+        let snapshot = commit(&storage, batch);
         assert!(snapshot.layer.is_none());
         assert_eq!(
             snapshot.range(b"many/", b"many0", false).unwrap().count(),
@@ -995,12 +1108,12 @@ mod tests {
         batch
             .apply(|w| w.apply(StorageWrite::Set(b"many/x", b"x")))
             .unwrap();
-        assert!(storage.commit_batch(batch).unwrap().layer.is_some());
+        assert!(commit(&storage, batch).layer.is_some());
         let mut batch = storage.begin_batch(3).unwrap();
         batch
             .apply(|w| w.apply(StorageWrite::ClearRange(b"many/", b"many0")))
             .unwrap();
-        let snapshot = storage.commit_batch(batch).unwrap();
+        let snapshot = commit(&storage, batch);
         assert!(snapshot.layer.is_none());
         assert_eq!(snapshot.range(b"many/", b"many0", true).unwrap().count(), 0);
         assert_eq!(snapshot.get(&key(7)).unwrap(), None);
@@ -1016,7 +1129,7 @@ mod tests {
             for version in 1..=3 {
                 let mut batch = storage.begin_batch(version).unwrap();
                 apply(&mut batch, &[Write::Set(version as u8, 7)], &mut model);
-                storage.commit_batch(batch).unwrap();
+                commit(&storage, batch);
             }
             assert!(
                 storage.writer_state().tx.is_some(),
@@ -1035,7 +1148,7 @@ mod tests {
                     &[Write::ClearRange(0, 2), Write::Set(9, 1)],
                     &mut model,
                 );
-                storage.commit_batch(batch).unwrap();
+                commit(&storage, batch);
             }
             // As after a crash: the shared transaction is lost, the log remains.
             storage.fail();
@@ -1063,7 +1176,7 @@ mod tests {
                     &[Write::Set(version as u8 % 24, version as u8)],
                     &mut model,
                 );
-                storage.commit_batch(batch).unwrap();
+                commit(&storage, batch);
                 let flushed = version % u64::from(FLUSH_BATCHES) == 0;
                 if flushed {
                     // What the next open would read, had redb made it durable.

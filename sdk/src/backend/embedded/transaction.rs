@@ -2,7 +2,7 @@
 //! own buffered writes, conflict tracking, options, commit and `on_error`.
 
 use super::commit::CommitRequest;
-use super::engine::Engine;
+use super::engine::{Engine, EngineHandle};
 use super::faults::CommitFault;
 use super::intervals::IntervalSet;
 use super::storage::{StorageSnapshot, StoredRow, StoredRows};
@@ -42,7 +42,7 @@ pub struct EmbeddedTransaction {
 }
 
 struct TxInner {
-    engine: Arc<Engine>,
+    engine: EngineHandle,
     state: Mutex<TxState>,
 }
 
@@ -315,7 +315,7 @@ fn check_write(key: &[u8], value_len: usize) -> FdbResult<()> {
 }
 
 impl EmbeddedTransaction {
-    pub(crate) fn new(engine: Arc<Engine>) -> Self {
+    pub(crate) fn new(engine: EngineHandle) -> Self {
         let now = engine.clock.now();
         EmbeddedTransaction {
             inner: Arc::new(TxInner {

@@ -103,7 +103,8 @@ impl Wal {
     }
 
     /// Writes an encoded record (from [`RecordEncoder`]) after the previous one; durable
-    /// only after [`Wal::sync`].
+    /// only once a sync of the file (see [`Wal::sync_handle`]) that started after it
+    /// returns.
     pub(crate) fn write(&mut self, record: &[u8]) -> Result<(), FdbError> {
         let end = self.len + record.len() as u64;
         if end > self.allocated {
@@ -122,8 +123,15 @@ impl Wal {
     }
 
     /// Waits until every record written so far is on disk.
+    #[cfg(test)]
     pub(crate) fn sync(&mut self) -> Result<(), FdbError> {
         self.file.sync_data().map_err(storage_error)
+    }
+
+    /// Another handle on the log's file, whose `sync_data` makes everything written
+    /// through this one durable, without borrowing the log.
+    pub(crate) fn sync_handle(&self) -> Result<File, FdbError> {
+        self.file.try_clone().map_err(storage_error)
     }
 
     /// Bytes logged since the last checkpoint.
@@ -269,6 +277,18 @@ fn decode_records(bytes: &[u8]) -> (Vec<WalRecord>, usize) {
         let Some(record) = decode_payload(payload) else {
             break;
         };
+        // Versions only grow within a round: an older one is an earlier round's,
+        // after a rewind. Stopping there matters when a record in between was never
+        // written (records written between two syncs reach the disk in any order, and
+        // a crash can keep a later one without an earlier one): its space then holds
+        // an old round's record, and replaying what follows would apply a batch
+        // without the one before it.
+        if records
+            .last()
+            .is_some_and(|last: &WalRecord| record.version <= last.version)
+        {
+            break;
+        }
         records.push(record);
         valid = bytes.len() - r.0.len();
     }
@@ -286,6 +306,34 @@ mod tests {
             WalOp::ClearRange(b"a".to_vec(), b"b".to_vec()),
             WalOp::Set(Vec::new(), Vec::new()),
         ]
+    }
+
+    #[test]
+    fn a_record_lost_between_two_syncs_stops_replay_before_the_next() {
+        // Round one's records 1, 2, 3, then a rewind and round two's 4, 5, 6 written
+        // between two syncs; a crash kept 4 and 6 on disk but not 5, whose space still
+        // holds old record 2. Replay must not apply 6 without 5.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.wal");
+        let op = vec![WalOp::Set(b"k".to_vec(), vec![7; 10])];
+        let size = encode_record(1, &op).len() as u64;
+        {
+            let (mut wal, _) = Wal::open(&path).unwrap();
+            for v in 1..=3 {
+                wal.append(v, &op).unwrap();
+            }
+            wal.rewind().unwrap();
+            wal.append(4, &op).unwrap();
+            // Record 6 where it would follow 5, which never reached the disk.
+            wal.file
+                .write_all_at(&encode_record(6, &op), 2 * size)
+                .unwrap();
+        }
+        let (_, records) = Wal::open(&path).unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.version).collect::<Vec<_>>(),
+            vec![4]
+        );
     }
 
     #[test]
@@ -308,8 +356,8 @@ mod tests {
         let versions: Vec<u64> = records.iter().map(|r| r.version).collect();
         assert_eq!(
             versions,
-            vec![4, 2, 3],
-            "old records stay, older than the checkpoint"
+            vec![4],
+            "replay stops at the old records, older than the one before"
         );
         {
             let (mut wal, _) = Wal::open(&path).unwrap();
