@@ -32,9 +32,20 @@ pub const USER: &str = "examples.users.User";
 const CITIES: [&str; 4] = ["Paris", "London", "Lisbon", "Oslo"];
 
 /// `User` records, with a value index on the city and one on the tier (when
-/// `value_indexes`) and a count index per tier (when `count_index`).
+/// `value_indexes`) and a count index per tier (when `count_index`); each record's
+/// version is stored (the default).
 pub fn metadata(value_indexes: bool, count_index: bool) -> Arc<RecordMetaData> {
+    metadata_storing_versions(value_indexes, count_index, true)
+}
+
+/// [`metadata`], storing record versions or not (as a plain table, which has none).
+pub fn metadata_storing_versions(
+    value_indexes: bool,
+    count_index: bool,
+    versions: bool,
+) -> Arc<RecordMetaData> {
     let mut b = RecordMetaData::builder(DESCRIPTOR_POOL.clone())
+        .store_record_versions(versions)
         .record_type(RecordTypeDef::new(USER).primary_key(field("id")));
     if value_indexes {
         b = b
