@@ -642,15 +642,7 @@ fn a_format_1_store_is_rewritten_as_format_2_then_cached() {
             ..RecordStoreHeader::default()
         };
         let header_key = StoreLayout::new(subspace()).header_key();
-        db.run(|tx, _| {
-            let (key, bytes) = (header_key.clone(), old.to_bytes());
-            async move {
-                tx.set(&key, &bytes);
-                Ok::<_, FdbError>(())
-            }
-        })
-        .await
-        .unwrap();
+        common::store::raw_set(&db, header_key, old.to_bytes()).await;
         let upgraded = open(&db, &v1, &through(&cache)).await.unwrap();
         assert_eq!(
             upgraded.outcome,
