@@ -22,9 +22,12 @@
 //!
 //! `benches/engine.rs` runs them under criterion; the `engine-report` binary runs them
 //! interleaved in one process and prints the comparison table. The record layer's
-//! workloads live in [`records`] (`benches/record_layer.rs`, the `report` bin).
+//! workloads live in [`records`] (`benches/record_layer.rs`, the `report` bin), and
+//! [`ceiling`] models the best group commit can do on the machine, for the report's
+//! count-index row.
 
 mod backends;
+pub mod ceiling;
 pub mod machine;
 pub mod records;
 
