@@ -970,3 +970,52 @@ fn records_saved_without_versions_have_none_after_versions_are_turned_on() {
         );
     });
 }
+
+/// A transaction orders its versioned saves in the versionstamp's 2-byte user version:
+/// the 65,537th save in one transaction is a typed error that writes nothing, and a
+/// store keeping no versions has no such limit.
+#[test]
+fn versioned_saves_stop_at_65536_per_transaction_and_unversioned_ones_do_not() {
+    const ORDERS: usize = 1 << 16;
+    block_on(async {
+        // Tens of thousands of saves take longer than FoundationDB's 5 s in a debug build.
+        let db = EmbeddedDatabase::builder()
+            .max_transaction_lifetime(std::time::Duration::from_secs(3600))
+            .in_memory()
+            .unwrap();
+        // Saves of one record: each takes an order, the transaction stays small.
+        let base_md = Arc::new(base(1).build().unwrap());
+        let unversioned = Arc::new(base(1).store_record_versions(false).build().unwrap());
+        let saves = |md: Arc<RecordMetaData>, count: usize| {
+            let db = db.clone();
+            async move {
+                let tx = db.create_transaction().unwrap();
+                let s = RecordStore::open(&tx, subspace(), md).await.unwrap();
+                for i in 0..count {
+                    s.save_record(&user(1, &format!("{i}"), 0, &[])).await?;
+                }
+                let last = s.save_record(&user(1, "last", 0, &[])).await;
+                let loaded = s.load_record::<User>(&pk(1)).await.unwrap().unwrap();
+                drop(s);
+                tx.cancel();
+                Ok::<_, RecordStoreError>((last, loaded.email))
+            }
+        };
+
+        let (last, email) = saves(base_md, ORDERS).await.unwrap();
+        assert!(
+            matches!(last, Err(RecordStoreError::TooManySavesInTransaction)),
+            "{last:?}"
+        );
+        assert_eq!(
+            email,
+            format!("{}", ORDERS - 1),
+            "the failed save wrote nothing"
+        );
+
+        let (last, email) = saves(unversioned, ORDERS).await.unwrap();
+        let saved = last.unwrap();
+        assert_eq!(saved.version, None);
+        assert_eq!(email, "last");
+    });
+}
