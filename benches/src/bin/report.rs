@@ -13,7 +13,9 @@
 //!   and durable on disk;
 //! - load (store open + 10 loads, decoded) vs the raw gets they perform, same keys;
 //! - page k vs page 1 with continuations, next to offset pagination;
-//! - 8 concurrent writers on one count-index group vs a read-modify-write counter;
+//! - 8 concurrent writers on one count-index group vs a read-modify-write counter, and
+//!   next to it the machine's ceiling for that ratio (group commit with no engine, see
+//!   [`benches::ceiling`]);
 //! - the same record workload on SQLite (bundled, WAL, `synchronous=FULL`);
 //! - peak RSS while paging every record (VmHWM, reset first through `clear_refs`).
 //!
