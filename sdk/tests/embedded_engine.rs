@@ -207,7 +207,7 @@ fn a_timeout_cuts_the_backoff_short() {
 
 #[test]
 fn memory_limit_errors_grow_the_backoff_past_the_maximum_retry_delay() {
-    let errors = [code::PROXY_MEMORY_LIMIT_EXCEEDED; 14];
+    let errors = [code::COMMIT_PROXY_MEMORY_LIMIT_EXCEEDED; 14];
     let longest = (0..50)
         .flat_map(|seed| retry_waits(seed, None, &errors))
         .max()
@@ -224,6 +224,18 @@ fn memory_limit_errors_grow_the_backoff_past_the_maximum_retry_delay() {
         .max()
         .unwrap();
     assert!(conflicts < limits::DEFAULT_MAX_RETRY_DELAY, "{conflicts:?}");
+    // Throttling is retried (`on_error` waits rather than failing) within the maximum.
+    let throttles = [
+        code::TAG_THROTTLED,
+        code::PROXY_TAG_THROTTLED,
+        code::TRANSACTION_THROTTLED_HOT_SHARD,
+        code::BATCH_TRANSACTION_THROTTLED,
+    ];
+    let throttled = (0..50)
+        .flat_map(|seed| retry_waits(seed, None, &throttles))
+        .max()
+        .unwrap();
+    assert!(throttled < limits::DEFAULT_MAX_RETRY_DELAY, "{throttled:?}");
 }
 
 /// An in-memory database and a transaction that has written `k = value`.

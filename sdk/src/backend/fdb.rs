@@ -60,10 +60,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-/// FoundationDB's `no_cluster_file_found`: reported for a cluster file path that cannot
-/// name a file (it contains a NUL byte), which the crate would otherwise panic on.
-const NO_CLUSTER_FILE_FOUND: i32 = 2104;
-
 /// A FoundationDB database. Clones share one native database handle.
 #[derive(Clone)]
 pub struct FdbDatabase {
@@ -96,8 +92,9 @@ impl FdbDatabase {
     ///
     /// The network must already be running (see [the module documentation](self)).
     pub fn from_cluster_file(path: Option<&str>) -> FdbResult<Self> {
+        // A path with a NUL byte names no file (the crate would panic on it).
         if path.is_some_and(|p| p.contains('\0')) {
-            return Err(FdbError::from_code(NO_CLUSTER_FILE_FOUND));
+            return Err(FdbError::from_code(code::NO_CLUSTER_FILE_FOUND));
         }
         fdb::Database::new(path).map(Self::new).map_err(fdb_error)
     }

@@ -32,21 +32,23 @@ pub mod code {
     pub const PROCESS_BEHIND: i32 = 1037;
     pub const DATABASE_LOCKED: i32 = 1038;
     pub const CLUSTER_VERSION_CHANGED: i32 = 1039;
-    pub const PROXY_MEMORY_LIMIT_EXCEEDED: i32 = 1042;
+    pub const COMMIT_PROXY_MEMORY_LIMIT_EXCEEDED: i32 = 1042;
     pub const BATCH_TRANSACTION_THROTTLED: i32 = 1051;
     pub const GRV_PROXY_MEMORY_LIMIT_EXCEEDED: i32 = 1078;
     pub const TAG_THROTTLED: i32 = 1213;
+    pub const PROXY_TAG_THROTTLED: i32 = 1223;
+    pub const TRANSACTION_THROTTLED_HOT_SHARD: i32 = 1235;
     pub const IO_ERROR: i32 = 1510;
+    pub const NO_CLUSTER_FILE_FOUND: i32 = 1515;
     pub const CLIENT_INVALID_OPERATION: i32 = 2000;
     pub const KEY_OUTSIDE_LEGAL_RANGE: i32 = 2004;
     pub const INVERTED_RANGE: i32 = 2005;
     pub const INVALID_OPTION_VALUE: i32 = 2006;
-    pub const INVALID_MUTATION_TYPE: i32 = 2016;
+    pub const INVALID_MUTATION_TYPE: i32 = 2018;
     pub const USED_DURING_COMMIT: i32 = 2017;
     pub const TRANSACTION_TOO_LARGE: i32 = 2101;
     pub const KEY_TOO_LARGE: i32 = 2102;
     pub const VALUE_TOO_LARGE: i32 = 2103;
-    pub const NO_CLUSTER_FILE_FOUND: i32 = 2104;
     pub const INTERNAL_ERROR: i32 = 4100;
 }
 
@@ -77,10 +79,12 @@ impl FdbError {
             PROCESS_BEHIND => "process_behind",
             DATABASE_LOCKED => "database_locked",
             CLUSTER_VERSION_CHANGED => "cluster_version_changed",
-            PROXY_MEMORY_LIMIT_EXCEEDED => "proxy_memory_limit_exceeded",
+            COMMIT_PROXY_MEMORY_LIMIT_EXCEEDED => "commit_proxy_memory_limit_exceeded",
             BATCH_TRANSACTION_THROTTLED => "batch_transaction_throttled",
             GRV_PROXY_MEMORY_LIMIT_EXCEEDED => "grv_proxy_memory_limit_exceeded",
             TAG_THROTTLED => "tag_throttled",
+            PROXY_TAG_THROTTLED => "proxy_tag_throttled",
+            TRANSACTION_THROTTLED_HOT_SHARD => "transaction_throttled_hot_shard",
             IO_ERROR => "io_error",
             CLIENT_INVALID_OPERATION => "client_invalid_operation",
             KEY_OUTSIDE_LEGAL_RANGE => "key_outside_legal_range",
@@ -116,10 +120,12 @@ impl FdbError {
                 | code::FUTURE_VERSION
                 | code::PROCESS_BEHIND
                 | code::DATABASE_LOCKED
-                | code::PROXY_MEMORY_LIMIT_EXCEEDED
+                | code::COMMIT_PROXY_MEMORY_LIMIT_EXCEEDED
                 | code::BATCH_TRANSACTION_THROTTLED
                 | code::GRV_PROXY_MEMORY_LIMIT_EXCEEDED
                 | code::TAG_THROTTLED
+                | code::PROXY_TAG_THROTTLED
+                | code::TRANSACTION_THROTTLED_HOT_SHARD
         )
     }
 
@@ -187,5 +193,106 @@ mod tests {
             FdbError::from_code(1020).to_string(),
             "FoundationDB error 1020 (not_committed)"
         );
+    }
+
+    /// Every code this crate names, with FoundationDB's number and name for it
+    /// (`flow/include/flow/error_definitions.h`): a wrong number would make the two
+    /// backends report, and the retry loop judge, different errors.
+    #[test]
+    fn codes_and_names_are_foundationdbs() {
+        let table = [
+            (code::OPERATION_FAILED, 1000, "operation_failed"),
+            (code::TIMED_OUT, 1004, "timed_out"),
+            (code::TRANSACTION_TOO_OLD, 1007, "transaction_too_old"),
+            (code::FUTURE_VERSION, 1009, "future_version"),
+            (code::NOT_COMMITTED, 1020, "not_committed"),
+            (code::COMMIT_UNKNOWN_RESULT, 1021, "commit_unknown_result"),
+            (code::TRANSACTION_CANCELLED, 1025, "transaction_cancelled"),
+            (code::TRANSACTION_TIMED_OUT, 1031, "transaction_timed_out"),
+            (code::ACCESSED_UNREADABLE, 1036, "accessed_unreadable"),
+            (code::PROCESS_BEHIND, 1037, "process_behind"),
+            (code::DATABASE_LOCKED, 1038, "database_locked"),
+            (
+                code::CLUSTER_VERSION_CHANGED,
+                1039,
+                "cluster_version_changed",
+            ),
+            (
+                code::COMMIT_PROXY_MEMORY_LIMIT_EXCEEDED,
+                1042,
+                "commit_proxy_memory_limit_exceeded",
+            ),
+            (
+                code::BATCH_TRANSACTION_THROTTLED,
+                1051,
+                "batch_transaction_throttled",
+            ),
+            (
+                code::GRV_PROXY_MEMORY_LIMIT_EXCEEDED,
+                1078,
+                "grv_proxy_memory_limit_exceeded",
+            ),
+            (code::TAG_THROTTLED, 1213, "tag_throttled"),
+            (code::PROXY_TAG_THROTTLED, 1223, "proxy_tag_throttled"),
+            (
+                code::TRANSACTION_THROTTLED_HOT_SHARD,
+                1235,
+                "transaction_throttled_hot_shard",
+            ),
+            (code::IO_ERROR, 1510, "io_error"),
+            (code::NO_CLUSTER_FILE_FOUND, 1515, "no_cluster_file_found"),
+            (
+                code::CLIENT_INVALID_OPERATION,
+                2000,
+                "client_invalid_operation",
+            ),
+            (
+                code::KEY_OUTSIDE_LEGAL_RANGE,
+                2004,
+                "key_outside_legal_range",
+            ),
+            (code::INVERTED_RANGE, 2005, "inverted_range"),
+            (code::INVALID_OPTION_VALUE, 2006, "invalid_option_value"),
+            (code::USED_DURING_COMMIT, 2017, "used_during_commit"),
+            (code::INVALID_MUTATION_TYPE, 2018, "invalid_mutation_type"),
+            (code::TRANSACTION_TOO_LARGE, 2101, "transaction_too_large"),
+            (code::KEY_TOO_LARGE, 2102, "key_too_large"),
+            (code::VALUE_TOO_LARGE, 2103, "value_too_large"),
+            (code::INTERNAL_ERROR, 4100, "internal_error"),
+        ];
+        for (constant, number, name) in table {
+            assert_eq!(constant, number, "{name}");
+            assert_eq!(FdbError::from_code(number).name(), name, "{number}");
+        }
+        // Codes FoundationDB gives other meanings, which this crate once misnamed.
+        assert_eq!(FdbError::from_code(2016).name(), "unknown_error");
+        assert_eq!(FdbError::from_code(2104).name(), "unknown_error");
+    }
+
+    /// FoundationDB's `retryable_not_committed` list (`fdb_c.cpp`): throttling by a
+    /// proxy or a hot shard is retried like any other throttling.
+    #[test]
+    fn every_throttle_and_memory_limit_is_retried_as_not_committed() {
+        for c in [
+            code::DATABASE_LOCKED,
+            code::PROCESS_BEHIND,
+            code::COMMIT_PROXY_MEMORY_LIMIT_EXCEEDED,
+            code::GRV_PROXY_MEMORY_LIMIT_EXCEEDED,
+            code::BATCH_TRANSACTION_THROTTLED,
+            code::TAG_THROTTLED,
+            code::PROXY_TAG_THROTTLED,
+            code::TRANSACTION_THROTTLED_HOT_SHARD,
+        ] {
+            let e = FdbError::from_code(c);
+            assert!(e.is_retryable_not_committed() && e.is_retryable(), "{c}");
+            assert!(!e.is_maybe_committed(), "{c}");
+        }
+        for c in [
+            code::NO_CLUSTER_FILE_FOUND,
+            code::INVALID_MUTATION_TYPE,
+            code::IO_ERROR,
+        ] {
+            assert!(!FdbError::from_code(c).is_retryable(), "{c}");
+        }
     }
 }

@@ -1100,7 +1100,8 @@ impl Transaction for EmbeddedTransaction {
                 // backoff up to 30 s then, whatever the maximum retry delay.
                 let cap = if matches!(
                     error.code(),
-                    code::PROXY_MEMORY_LIMIT_EXCEEDED | code::GRV_PROXY_MEMORY_LIMIT_EXCEEDED
+                    code::COMMIT_PROXY_MEMORY_LIMIT_EXCEEDED
+                        | code::GRV_PROXY_MEMORY_LIMIT_EXCEEDED
                 ) {
                     limits::RESOURCE_CONSTRAINED_MAX_BACKOFF
                 } else {
